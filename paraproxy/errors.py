@@ -9,8 +9,6 @@ for plain paramiko keeps catching what it caught before.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import paramiko
 
 __all__ = [
@@ -44,7 +42,7 @@ class ConfigError(ParaproxyError, paramiko.ConfigParseError):
     :param line: the 1-based line number inside ``path``.
     """
 
-    def __init__(self, reason: str, path: Optional[str] = None, line: Optional[int] = None):
+    def __init__(self, reason: str, path: str | None = None, line: int | None = None):
         self.reason = reason
         self.path = path
         self.line = line
@@ -94,9 +92,9 @@ class ProxyCommandError(ParaproxyError, paramiko.ProxyCommandFailure):
         self,
         command: str,
         error: str,
-        exit_status: Optional[int] = None,
+        exit_status: int | None = None,
         stderr_tail: str = "",
-        phase: Optional[str] = None,
+        phase: str | None = None,
     ):
         self.exit_status = exit_status
         self.stderr_tail = stderr_tail
@@ -150,8 +148,8 @@ class HopHostKeyError(HopError, paramiko.BadHostKeyException):
         HopError.__init__(self, hop, reason)
         # BadHostKeyException's own attributes, for callers that read them.
         self.hostname = hop
-        self.key = None
-        self.expected_key = None
+        self.key = None  # type: ignore[assignment]
+        self.expected_key = None  # type: ignore[assignment]
 
 
 class HopAuthenticationError(HopError, paramiko.AuthenticationException):
