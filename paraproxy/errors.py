@@ -137,19 +137,19 @@ class HopError(ParaproxyError):
         return (type(self), (self.hop, self.reason))
 
 
-class HopConnectError(HopError):
-    """The hop could not be reached, or its SSH handshake failed."""
+class HopConnectError(HopError, OSError):
+    """The hop could not be reached, or its SSH handshake failed.
+
+    Also an :class:`OSError`, as paramiko's own connect failures are.
+    """
 
 
-class HopHostKeyError(HopError, paramiko.BadHostKeyException):
-    """The hop's host key is unknown to the policy in force, or it changed."""
+class HopHostKeyError(HopError):
+    """The hop's host key is unknown to the policy in force, or it changed.
 
-    def __init__(self, hop: str, reason: str):
-        HopError.__init__(self, hop, reason)
-        # BadHostKeyException's own attributes, for callers that read them.
-        self.hostname = hop
-        self.key = None  # type: ignore[assignment]
-        self.expected_key = None  # type: ignore[assignment]
+    Deliberately not a :class:`paramiko.BadHostKeyException`: that one means
+    "changed", and an unknown key must not be handled as if it were.
+    """
 
 
 class HopAuthenticationError(HopError, paramiko.AuthenticationException):
