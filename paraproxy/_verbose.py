@@ -23,7 +23,7 @@ _handler: logging.Handler | None = None
 
 def enable() -> logging.Handler:
     """Attach the stderr handler to the ``paraproxy`` logger (once) and return it."""
-    global _handler
+    global _handler  # noqa: PLW0603 - one handler per process, guarded by _lock
     with _lock:
         if _handler is None:
             handler = logging.StreamHandler(sys.stderr)
