@@ -1,0 +1,454 @@
+"""Resolve ssh_config for one host the way OpenSSH's ``ssh`` does.
+
+:func:`resolve` reads the files at every call (a parse cache keyed on each
+file's identity and mtime keeps that cheap) and returns a frozen
+:class:`HostConfig`.  It opens no sockets and makes no DNS queries; the only
+child process is a ``Match exec`` command.
+
+Departures from OpenSSH
+-----------------------
+* ``~``, ``%d`` and the default ``~/.ssh/config`` use ``$HOME`` (Python's
+  ``expanduser``); OpenSSH uses the passwd entry.  ``%u`` and ``localuser``
+  are :func:`getpass.getuser`, which honours ``$LOGNAME``/``$USER``.
+* ``CanonicalizeHostname`` never changes the name (no DNS): it only triggers
+  the second pass, on which ``Match canonical``/``final`` are true and ``Host``
+  matches the HostName-substituted name.
+* ``Match exec`` is bounded by ``exec_timeout`` (OpenSSH waits forever); a
+  timeout is a :class:`~paraproxy.errors.ConfigError`.  It is not run inside
+  an ``Include`` read from a block that can never match (OpenSSH runs it for
+  nothing).
+* ``Match command`` and ``Match sessiontype`` are known but never true (the
+  remote command is not known when ``connect()`` resolves);  ``Match version``
+  compares with ``OpenSSH_10.5``.
+* ``Match localnetwork`` reads interface addresses from Linux ``/proc/net``;
+  elsewhere it never matches.
+* Included files must be regular files of at most 16 MiB (libssh's
+  CVE-2026-0965 fix); top-level files are capped at 16 MiB too.
+* Values of keywords paraproxy does not use are checked for their argument
+  count and simple syntax only (a bad cipher list is not detected).
+* Caller-supplied names are validated with OpenSSH HEAD's rules plus 10.6's
+  ban on ``$`` and ``\\`` in user names, and the empty host name is refused.
+* ``%C`` hashes ``%l%h%p%r%j`` (OpenSSH 9.6+), and ``%j`` is the whole
+  ProxyJump value as ssh_config(5) documents it.
+* ``User`` from a file gets tokens and ``${ENV}`` expanded (OpenSSH 10.0+)
+  and an expanded user is validated (10.1+); command-line users are not
+  expanded.
+* Several files in ``config_files`` are all read, in order, each like
+  ``ssh -F`` (OpenSSH takes only the last ``-F``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import hashlib
+import logging
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from paraproxy._cfgfile import Line
+from paraproxy._jumpspec import parse_proxy_jump
+from paraproxy._keywords import canonical_keyword, parse_bool, parse_port, parse_time
+from paraproxy._readconf import COMMAND_LINE, Reader, Source, option_line
+from paraproxy._tokens import (
+    ENV_KEYWORDS,
+    TOKENS_BY_KEYWORD,
+    check_caller_names,
+    expand_tokens,
+    valid_ruser,
+)
+from paraproxy.errors import ConfigError, InvalidNameError
+
+__all__ = ["DEFAULT_CONFIG_FILES", "HostConfig", "resolve"]
+
+logger = logging.getLogger(__name__)
+
+#: The user file, then the system file (ssh_config(5) DESCRIPTION).
+DEFAULT_CONFIG_FILES = ("~/.ssh/config", "/etc/ssh/ssh_config")
+
+# What `ssh -G` prints when nothing is configured (OpenSSH 9.2, readconf.c).
+_DEFAULT_IDENTITY_FILES = (
+    "~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ecdsa_sk", "~/.ssh/id_ed25519",
+    "~/.ssh/id_ed25519_sk", "~/.ssh/id_xmss", "~/.ssh/id_dsa",
+)  # fmt: skip
+_DEFAULT_USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
+_DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """What ssh_config says about one host, after OpenSSH's precedence rules.
+
+    ``values`` holds every keyword set by a file or by ``options`` (lowercase,
+    obsolete aliases folded), the first value winning except for accumulating
+    keywords; ``origins`` says where each came from.
+    """
+
+    host: str
+    hostname: str
+    port: int
+    user: str
+    values: Mapping[str, tuple[str, ...]]
+    origins: Mapping[str, tuple[str, int]]
+    token_values: Mapping[str, str]
+    proxy_command: str | None
+    proxy_jump: str | None
+    identity_files: tuple[str, ...]
+    user_known_hosts_files: tuple[str, ...]
+    global_known_hosts_files: tuple[str, ...]
+    host_key_alias: str | None
+    connect_timeout: float | None
+    forward_agent: bool
+    identities_only: bool
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def get(self, keyword: str) -> str | None:
+        """Return the first value of ``keyword`` (case-insensitive), or None."""
+        found = self.values.get(canonical_keyword(keyword.lower()))
+        return found[0] if found else None
+
+    def get_all(self, keyword: str) -> tuple[str, ...]:
+        """Return every value of ``keyword`` (case-insensitive), in order."""
+        return self.values.get(canonical_keyword(keyword.lower()), ())
+
+    @property
+    def configured(self) -> bool:
+        """Tell whether any file line applied to this host."""
+        return any(path != COMMAND_LINE for path, _ in self.origins.values())
+
+    def expand(self, text: str, keyword: str) -> str:
+        """Expand ``%`` tokens (and ``${ENV}`` where OpenSSH does) as for ``keyword``."""
+        key = keyword.lower()
+        where = self.origins.get(key, (None, None))
+        return expand_tokens(
+            text, self.token_values, TOKENS_BY_KEYWORD[key], keyword=key,
+            environ=self.environ if key in ENV_KEYWORDS else None,
+            path=where[0], line=where[1],
+        )  # fmt: skip
+
+    def to_ssh_g(self) -> str:
+        """Render the honoured keywords the way ``ssh -G`` (OpenSSH 9.2) prints them."""
+        return "".join(f"{key} {value}\n" for key, value in _ssh_g_lines(self))
+
+
+# -- resolve ---------------------------------------------------------------------
+
+
+def resolve(
+    host: str,
+    *,
+    user: str | None = None,
+    port: int | None = None,
+    config_files: Sequence[str] | None = None,
+    options: Sequence[tuple[str, str]] = (),
+    check_names: bool = True,
+    exec_timeout: float = 10.0,
+) -> HostConfig:
+    """Resolve ssh_config for ``host`` as ``ssh`` would, before it connects.
+
+    :param host: the name as given (``%n``, what ``Host`` lines match).
+    :param user: the caller's user name: beats config, is ``%r``.
+    :param port: the caller's port: beats config, is ``%p``.
+    :param config_files: None for ``~/.ssh/config`` then ``/etc/ssh/ssh_config``
+        (missing files are fine); else exactly these files, each like ``ssh -F``
+        (a missing one is an error).
+    :param options: ``-o Key=Value`` pairs, highest precedence.
+    :param check_names: validate ``host`` and ``user`` (and a ``User`` option)
+        with OpenSSH's rules before anything runs.
+    :param exec_timeout: bound for each ``Match exec`` command, in seconds.
+    :raises InvalidNameError: a caller name OpenSSH would refuse.
+    :raises ConfigError: a config OpenSSH would refuse, citing file and line.
+    """
+    if check_names:
+        check_caller_names(host, user)
+    if port is not None and not (isinstance(port, int) and 0 < port <= 65535):
+        raise ConfigError(f"Bad port '{port}'.", COMMAND_LINE, 0)
+    reader = _new_reader(host, exec_timeout)
+    _apply_command_line(reader, user, port, options, check_names)
+    _read_files(reader, config_files)
+    if reader.want_final or _canonicalize(reader):
+        _final_pass(reader, host, config_files)
+    return _finish(reader)
+
+
+def _new_reader(host: str, exec_timeout: float) -> Reader:
+    """Create the per-lookup state, with local facts read once."""
+    local = _local_facts()
+    reader = Reader(
+        host_arg=host, local_user=local["u"], home=local["d"], environ=dict(os.environ),
+        token_values=lambda: {}, exec_timeout=exec_timeout,
+    )  # fmt: skip
+    reader.token_values = lambda: _token_values(reader, local)
+    return reader
+
+
+def _apply_command_line(
+    reader: Reader,
+    user: str | None,
+    port: int | None,
+    options: Sequence[tuple[str, str]],
+    check_names: bool,
+) -> None:
+    """Apply ``-o`` options, then ``-l``/``-p``, before any file (first wins)."""
+    source = Source(COMMAND_LINE, user_conf=True)
+    state = [True]
+    for key, value in options:
+        reader.process(source, option_line(key, value), state)
+    option_user = reader.first("user")
+    if check_names and option_user is not None and not valid_ruser(option_user):
+        raise InvalidNameError("user", option_user)
+    if user is not None:
+        reader.process(source, Line(0, "user", user, (user,)), state)
+    if port is not None:
+        reader.process(source, Line(0, "port", str(port), (str(port),)), state)
+
+
+def _file_sources(config_files: Sequence[str] | None) -> list[tuple[Source, bool, bool]]:
+    """List (source, check permissions, must exist) for the files to read, in order."""
+    if config_files is not None:
+        return [(Source(os.path.expanduser(p), user_conf=True), False, True) for p in config_files]
+    files = DEFAULT_CONFIG_FILES
+    out = [(Source(os.path.expanduser(files[0]), user_conf=True), True, False)]
+    out += [(Source(os.path.expanduser(p), user_conf=False), False, False) for p in files[1:]]
+    return out
+
+
+def _read_files(reader: Reader, config_files: Sequence[str] | None) -> None:
+    """Read every config file once, in precedence order."""
+    for source, check_perm, required in _file_sources(config_files):
+        if not reader.read_file(source, check_perm=check_perm) and required:
+            raise ConfigError("Can't open user config file: No such file or directory", source.path)
+
+
+def _canonicalize(reader: Reader) -> bool:
+    """Tell whether CanonicalizeHostname asks for the second pass."""
+    value = reader.first("canonicalizehostname")
+    return value is not None and value.lower() not in ("no", "false", "none")
+
+
+def _final_pass(reader: Reader, host: str, config_files: Sequence[str] | None) -> None:
+    """Re-read the files with ``final`` true and Host matching the final hostname."""
+    logger.debug("re-parsing configuration for the final pass")
+    reader.final = True
+    reader.final_host = _effective_hostname(reader)
+    # ssh sets options.hostname to the final name, so later HostName lines lose.
+    reader.hostname_locked = True
+    _read_files(reader, config_files)
+
+
+# -- finishing -------------------------------------------------------------------
+
+
+def _local_facts() -> dict[str, str]:
+    """Local tokens that do not depend on the config: %u %d %i %l %L."""
+    full = socket.gethostname()  # no DNS, unlike getfqdn()
+    return {
+        "u": getpass.getuser(),
+        "d": os.path.expanduser("~"),
+        "i": str(os.getuid()),
+        "l": full,
+        "L": full.split(".", 1)[0],
+    }
+
+
+def _effective_hostname(reader: Reader) -> str:
+    """HostName with %h expanded, lowercased unless it is an address literal."""
+    raw = reader.first("hostname")
+    name = reader.host_arg
+    if raw is not None:
+        path, line = reader.origins["hostname"][0]
+        name = expand_tokens(
+            raw, {"h": reader.host_arg}, "h", keyword="hostname", path=path, line=line
+        )
+    return _canonical_address(name) or name.lower()
+
+
+def _canonical_address(name: str) -> str | None:
+    """Return an address literal in ssh's numeric form, or None if not an address."""
+    try:
+        # AI_NUMERICHOST: parses literals only, never a DNS query.
+        infos = socket.getaddrinfo(name, None, flags=socket.AI_NUMERICHOST)
+        numeric, _ = socket.getnameinfo(infos[0][4], socket.NI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
+        return None
+    # ssh keeps the spelling given unless it differs beyond letter case.
+    return name if numeric.lower() == name.lower() else numeric
+
+
+def _port(reader: Reader) -> int:
+    """The effective port: command line, then config, else 22."""
+    raw = reader.first("port")
+    return (parse_port(raw) or 22) if raw is not None else 22
+
+
+def _token_values(reader: Reader, local: Mapping[str, str]) -> dict[str, str]:
+    """Token values from the state so far (used while parsing, and at the end)."""
+    hostname = reader.final_host if reader.final_host else _effective_hostname(reader)
+    jump = reader.jump_host if reader.jump_host not in (None, "none") else ""
+    values = dict(local)
+    values.update(
+        h=hostname, n=reader.host_arg, p=str(_port(reader)),
+        r=reader.first("user") or local["u"], j=jump or "",
+        k=(reader.first("hostkeyalias") or reader.host_arg).lower()
+        if reader.first("hostkeyalias") else reader.host_arg,
+    )  # fmt: skip
+    values["C"] = _connection_hash(values)
+    return values
+
+
+def _connection_hash(values: Mapping[str, str]) -> str:
+    """%C: SHA-1 of %l%h%p%r%j, as OpenSSH 9.6+ computes it."""
+    text = values["l"] + values["h"] + values["p"] + values["r"] + values["j"]
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _finish(reader: Reader) -> HostConfig:
+    """Turn the accumulated state into the frozen HostConfig."""
+    reader.final_host = _effective_hostname(reader) if not reader.final else reader.final_host
+    user = _effective_user(reader)
+    if user is not None:
+        reader.values["user"] = [user, *reader.values["user"][1:]]
+    tokens = reader.token_values()
+    values = {k: tuple(v) for k, v in reader.values.items()}
+    origins = {k: v[0] for k, v in reader.origins.items() if v}
+    hc = HostConfig(
+        host=reader.host_arg, hostname=tokens["h"], port=int(tokens["p"]), user=tokens["r"],
+        values=values, origins=origins, token_values=tokens,
+        proxy_command=_proxy_command(reader), proxy_jump=tokens["j"] or None,
+        identity_files=(), user_known_hosts_files=(), global_known_hosts_files=(),
+        host_key_alias=tokens["k"] if reader.first("hostkeyalias") else None,
+        connect_timeout=_connect_timeout(reader.first("connecttimeout")),
+        forward_agent=_forward_agent(reader.first("forwardagent")),
+        identities_only=parse_bool(reader.first("identitiesonly") or "no") or False,
+        environ=reader.environ,
+    )  # fmt: skip
+    return _with_paths(hc, reader)
+
+
+def _effective_user(reader: Reader) -> str | None:
+    """Expand a config User's tokens and ${ENV} (OpenSSH 10.0+); validate if expanded."""
+    raw = reader.first("user")
+    where = reader.origins.get("user", [(COMMAND_LINE, 0)])[0]
+    if raw is None or where[0] == COMMAND_LINE or ("%" not in raw and "${" not in raw):
+        return None
+    tokens = reader.token_values()
+    expanded = expand_tokens(
+        raw, tokens, TOKENS_BY_KEYWORD["user"], keyword="user", environ=reader.environ,
+        path=where[0], line=where[1],
+    )  # fmt: skip
+    if not valid_ruser(expanded):
+        raise ConfigError(f'remote username "{expanded}" contains invalid characters', *where)
+    return expanded
+
+
+def _proxy_command(reader: Reader) -> str | None:
+    """The raw ProxyCommand, unless unset, ``none``, or masked by an earlier ProxyJump."""
+    if reader.jump_host not in (None, "none"):
+        return None
+    command = reader.first("proxycommand")
+    return None if command is None or command == "none" else command
+
+
+def _connect_timeout(raw: str | None) -> float | None:
+    """ConnectTimeout in seconds; None when unset, ``none`` or 0 (no timeout)."""
+    seconds = parse_time(raw) if raw not in (None, "none") else None
+    return float(seconds) if seconds else None
+
+
+def _forward_agent(raw: str | None) -> bool:
+    """ForwardAgent: yes/true or a socket path means forward."""
+    return raw is not None and raw.lower() not in ("no", "false")
+
+
+def _expand_path(hc: HostConfig, raw: str, keyword: str, where: tuple[str, int]) -> str:
+    """Expand ``~`` then tokens and ${ENV} in a file name, as ssh.c does."""
+    if raw.startswith("~"):
+        home = hc.token_values["d"]
+        raw = home + raw[1:] if raw == "~" or raw.startswith("~/") else os.path.expanduser(raw)
+    return expand_tokens(
+        raw, hc.token_values, TOKENS_BY_KEYWORD[keyword], keyword=keyword,
+        environ=hc.environ, path=where[0], line=where[1],
+    )  # fmt: skip
+
+
+def _with_paths(hc: HostConfig, reader: Reader) -> HostConfig:
+    """Fill in the expanded IdentityFile and known-hosts lists."""
+
+    def expanded(keyword: str) -> tuple[str, ...]:
+        pairs = zip(reader.values.get(keyword, []), reader.origins.get(keyword, []))
+        return tuple(_expand_path(hc, raw, keyword, where) for raw, where in pairs)
+
+    known = () if reader.first("userknownhostsfile") == "none" else expanded("userknownhostsfile")
+    return dataclasses.replace(
+        hc, identity_files=expanded("identityfile"), user_known_hosts_files=known,
+        global_known_hosts_files=tuple(reader.values.get("globalknownhostsfile", ())),
+    )  # fmt: skip
+
+
+# -- ssh -G -----------------------------------------------------------------------
+
+
+def _ssh_g_lines(hc: HostConfig) -> list[tuple[str, str]]:
+    """The (keyword, value) lines of ``ssh -G`` for the keywords paraproxy honours."""
+    lines = [
+        ("host", hc.host),
+        ("user", hc.user),
+        ("hostname", hc.hostname),
+        ("port", str(hc.port)),
+    ]
+    lines.append(("identitiesonly", "yes" if hc.identities_only else "no"))
+    if hc.host_key_alias is not None:
+        lines.append(("hostkeyalias", hc.host_key_alias))
+    # ssh -G (9.2) prints IdentityFile unexpanded, the defaults when none is set.
+    lines += [("identityfile", f) for f in hc.get_all("identityfile") or _DEFAULT_IDENTITY_FILES]
+    lines.append(
+        (
+            "globalknownhostsfile",
+            " ".join(hc.global_known_hosts_files or _DEFAULT_GLOBAL_KNOWN_HOSTS),
+        )
+    )
+    lines.append(("userknownhostsfile", _known_hosts_text(hc)))
+    lines.append(("forwardagent", _forward_agent_text(hc.get("forwardagent"))))
+    timeout = hc.get("connecttimeout")
+    seconds = parse_time(timeout) if timeout not in (None, "none") else None
+    lines.append(("connecttimeout", "none" if seconds is None else str(seconds)))
+    if hc.proxy_command is not None:
+        lines.append(("proxycommand", hc.proxy_command))
+    if hc.proxy_jump is not None:
+        lines.append(("proxyjump", _render_jump(hc.proxy_jump)))
+    return lines
+
+
+def _known_hosts_text(hc: HostConfig) -> str:
+    """UserKnownHostsFile as ssh -G prints it: expanded, defaults when unset."""
+    if hc.get("userknownhostsfile") == "none":
+        return "none"
+    if hc.user_known_hosts_files:
+        return " ".join(hc.user_known_hosts_files)
+    home = hc.token_values["d"]
+    return " ".join(home + p[1:] for p in _DEFAULT_USER_KNOWN_HOSTS)
+
+
+def _forward_agent_text(raw: str | None) -> str:
+    """ForwardAgent as ssh -G prints it: yes/no, or the socket path."""
+    if raw is None:
+        return "no"
+    flag = parse_bool(raw)
+    return raw if flag is None else ("yes" if flag else "no")
+
+
+def _render_jump(value: str) -> str:
+    """ProxyJump as ssh -G prints it: earlier hops verbatim, the last one re-rendered."""
+    hops = parse_proxy_jump(value)
+    if not hops:
+        return value
+    word = value.split(None, 1)[0].split("#", 1)[0]
+    head = word.rsplit(",", 1)[0] + "," if "," in word else ""
+    last = hops[-1]
+    numeric = ":" in last.host or all(c in "0123456789." for c in last.host)
+    host = f"[{last.host}]" if numeric else last.host
+    user = f"{last.user}@" if last.user is not None else ""
+    port = f":{last.port}" if last.port is not None else ""
+    return f"{head}{user}{host}{port}"
