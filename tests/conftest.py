@@ -1,0 +1,164 @@
+"""Shared fixtures: the namespace test bed, a private HOME, and leak checks after every test.
+
+Fixtures
+--------
+``testbed`` (session)
+    The running :class:`testbed.SshTestbed` (topology in ``tests/testbed/__init__.py``). Tests
+    using it get the ``netns`` marker automatically. If it can not be built, every test using
+    it ERRORs with the reason; nothing is ever skipped.
+``ssh_home`` (function)
+    A :class:`testbed.home.SshHome`: temporary HOME with ``~/.ssh`` (700), SSH_AUTH_SOCK unset,
+    SHELL=/bin/sh.
+``no_leaks`` (function, autouse)
+    Fails a test that leaves file descriptors, threads, child processes (zombies included) or
+    files in its private TMPDIR behind, after waiting a few seconds for them to go.
+Every test also runs with a guard that refuses access to the real ``~/.ssh``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Optional
+
+import pytest
+
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:  # `import testbed` whatever pytest's import mode
+    sys.path.insert(0, _TESTS)
+
+from testbed import AddressLock, Snapshot, SshTestbed, build_testbed, check_back_to  # noqa: E402
+from testbed.home import RealSshDirGuard, SshHome  # noqa: E402
+from testbed.leaks import wait_until  # noqa: E402
+
+TESTBED_NET = "198.18"
+#: How long a run waits for another run using the same addresses (seconds).
+LOCK_WAIT = float(os.environ.get("PARAPROXY_TESTBED_LOCK_WAIT", "900"))
+#: How long a test's leftovers get to go away before the test fails.
+LEAK_GRACE = float(os.environ.get("PARAPROXY_LEAK_GRACE", "5"))
+
+_lock_key = pytest.StashKey[AddressLock]()
+_bed_key = pytest.StashKey[SshTestbed]()
+_guard = RealSshDirGuard()
+_guard.install()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark test-bed users ``netns``; if there are any, wait for the addresses here.
+
+    Waiting here, before any test starts, keeps a busy machine from eating a test's timeout.
+    """
+    users = [item for item in items if "testbed" in getattr(item, "fixturenames", ())]
+    for item in users:
+        item.add_marker(pytest.mark.netns)
+    if users and _lock_key not in config.stash:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        lock = AddressLock(TESTBED_NET)
+        lock.acquire(LOCK_WAIT, reporter.write_line if reporter else None)
+        config.stash[_lock_key] = lock
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Release the address lock."""
+    lock = config.stash.get(_lock_key, None)
+    if lock is not None:
+        lock.release()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how long the test bed took to build."""
+    bed = terminalreporter.config.stash.get(_bed_key, None)
+    if bed is not None:
+        terminalreporter.write_line(
+            f"namespace test bed: built in {bed.setup_seconds:.2f} s (run {bed.run_tag})"
+        )
+
+
+def _interrupt(signum: int, frame: Optional[FrameType]) -> None:
+    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so that pytest tears the test bed down."""
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+@pytest.fixture(scope="session")
+def testbed(request: pytest.FixtureRequest) -> Iterator[SshTestbed]:
+    """The namespace test bed with its four sshds, built once per session."""
+    lock = request.config.stash.get(_lock_key, None)
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, _interrupt)
+    try:
+        bed = build_testbed(TESTBED_NET, lock=lock, lock_timeout=LOCK_WAIT)
+        request.config.stash[_bed_key] = bed
+        try:
+            yield bed
+        finally:
+            bed.close()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@pytest.fixture
+def ssh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SshHome:
+    """A temporary HOME with an empty ``~/.ssh`` (700); no agent; SHELL=/bin/sh."""
+    home = SshHome(tmp_path / "home")
+    home.ssh_dir.mkdir(parents=True, mode=0o700)
+    home.ssh_dir.chmod(0o700)
+    monkeypatch.setenv("HOME", str(home.path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.delenv("SSH_AGENT_PID", raising=False)
+    monkeypatch.setenv("SHELL", "/bin/sh")
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _real_ssh_dir_guard() -> Iterator[None]:
+    """Refuse, and fail the test on, any access to the real ``~/.ssh``."""
+    _guard.violations.clear()
+    _guard.enabled = True
+    try:
+        yield
+    finally:
+        _guard.enabled = False
+    if _guard.violations:
+        pytest.fail(
+            "the test touched the real ~/.ssh (use the ssh_home fixture):\n  "
+            + "\n  ".join(dict.fromkeys(_guard.violations)),
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Snapshot]:
+    """Fail the test if it leaves fds, threads, children or TMPDIR files behind.
+
+    Baseline: the state before the test, so session fixtures' processes (the sshds) and
+    threads never count. The test gets its own empty TMPDIR (also ``tempfile.tempdir``).
+    """
+    tmpdir = tmp_path_factory.mktemp("tmpdir")
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    before = Snapshot.take()
+    yield before
+    leaks = check_back_to(before, LEAK_GRACE)
+    files: list[str] = []
+
+    def tmp_empty() -> bool:
+        files[:] = sorted(str(p) for p in tmpdir.iterdir())
+        return not files
+
+    wait_until(tmp_empty, 0.0 if leaks else 1.0)
+    if leaks or files:
+        extra = "\n".join([f"{len(files)} file(s) left in TMPDIR:"] + [f"  {f}" for f in files])
+        pytest.fail(
+            f"leaked after {LEAK_GRACE} s:\n{leaks.describe()}" + (f"\n{extra}" if files else ""),
+            pytrace=False,
+        )
