@@ -73,12 +73,12 @@ class Reader:
 
     def _set(self, key: str, items: Sequence[str], where: tuple[str, int]) -> None:
         """Store a value first-wins, or append for accumulating keywords."""
-        if key in self.values and KEYWORDS.get(key) not in (
-            Kind.ACCUM,
-            Kind.ACCUM_LIST,
-            Kind.FORWARD,
-        ):
+        kind = KEYWORDS.get(key)
+        if key in self.values and kind not in (Kind.ACCUM, Kind.ACCUM_LIST, Kind.FORWARD):
             return
+        if kind in (Kind.ACCUM, Kind.FORWARD):
+            # add_identity_file() and friends skip duplicates (second pass included).
+            items = [item for item in items if item not in self.values.get(key, ())]
         self.values.setdefault(key, []).extend(items)
         self.origins.setdefault(key, []).extend([where] * len(items))
 
