@@ -1,11 +1,15 @@
 """paraproxy: make paramiko's ``SSHClient.connect`` reach hosts the way OpenSSH does.
 
-Importing the package installs the hook (unless ``PARAPROXY_DISABLE=1``); see
-:func:`install`.
+Importing the package installs the hook on :class:`paramiko.SSHClient` (unless
+``PARAPROXY_DISABLE=1``): from then on ``connect()`` follows ``~/.ssh/config``
+and ``/etc/ssh/ssh_config`` (ProxyCommand, ProxyJump, ssh hops), as ``ssh``
+does. This is an import with a side effect on purpose, meant for
+applications; a library should not import paraproxy on its users' behalf.
 """
 
 from __future__ import annotations
 
+from paraproxy import _verbose
 from paraproxy._version import __version__
 from paraproxy.errors import (
     ChainError,
@@ -20,6 +24,7 @@ from paraproxy.errors import (
     ParaproxyWarning,
     ProxyCommandError,
 )
+from paraproxy.hook import disabled, install, is_installed, uninstall
 
 __all__ = [
     "ChainError",
@@ -34,4 +39,11 @@ __all__ = [
     "ParaproxyWarning",
     "ProxyCommandError",
     "__version__",
+    "install",
+    "is_installed",
+    "uninstall",
 ]
+
+_verbose.enable_from_env()
+if not disabled():
+    install()
