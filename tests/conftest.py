@@ -18,13 +18,10 @@ Every test also runs with a guard that refuses access to the real ``~/.ssh``.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
-from typing import Optional
 
 import pytest
 
@@ -32,8 +29,15 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:  # `import testbed` whatever pytest's import mode
     sys.path.insert(0, _TESTS)
 
-from testbed import AddressLock, Snapshot, SshTestbed, build_testbed, check_back_to  # noqa: E402
-from testbed.home import RealSshDirGuard, SshHome  # noqa: E402
+from testbed import (  # noqa: E402
+    AddressLock,
+    Snapshot,
+    SshTestbed,
+    build_testbed,
+    check_back_to,
+    signals_interrupt,
+)
+from testbed.home import GUARD, SshHome  # noqa: E402
 from testbed.leaks import wait_until  # noqa: E402
 
 TESTBED_NET = "198.18"
@@ -44,8 +48,7 @@ LEAK_GRACE = float(os.environ.get("PARAPROXY_LEAK_GRACE", "5"))
 
 _lock_key = pytest.StashKey[AddressLock]()
 _bed_key = pytest.StashKey[SshTestbed]()
-_guard = RealSshDirGuard()
-_guard.install()
+GUARD.install()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -79,29 +82,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-def _interrupt(signum: int, frame: Optional[FrameType]) -> None:
-    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so that pytest tears the test bed down."""
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
 @pytest.fixture(scope="session")
 def testbed(request: pytest.FixtureRequest) -> Iterator[SshTestbed]:
-    """The namespace test bed with its four sshds, built once per session."""
+    """The namespace test bed with its four sshds, built once per session.
+
+    SIGTERM and SIGHUP become KeyboardInterrupt meanwhile, so a cancelled CI job still
+    tears it down; a SIGKILLed run is cleaned up by the next one.
+    """
     lock = request.config.stash.get(_lock_key, None)
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) == signal.SIG_DFL:
-            previous[sig] = signal.signal(sig, _interrupt)
-    try:
+    with signals_interrupt():
         bed = build_testbed(TESTBED_NET, lock=lock, lock_timeout=LOCK_WAIT)
         request.config.stash[_bed_key] = bed
         try:
             yield bed
         finally:
             bed.close()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @pytest.fixture
@@ -120,16 +115,16 @@ def ssh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SshHome:
 @pytest.fixture(autouse=True)
 def _real_ssh_dir_guard() -> Iterator[None]:
     """Refuse, and fail the test on, any access to the real ``~/.ssh``."""
-    _guard.violations.clear()
-    _guard.enabled = True
+    GUARD.violations.clear()
+    GUARD.enabled = True
     try:
         yield
     finally:
-        _guard.enabled = False
-    if _guard.violations:
+        GUARD.enabled = False
+    if GUARD.violations:
         pytest.fail(
             "the test touched the real ~/.ssh (use the ssh_home fixture):\n  "
-            + "\n  ".join(dict.fromkeys(_guard.violations)),
+            + "\n  ".join(dict.fromkeys(GUARD.violations)),
             pytrace=False,
         )
 

@@ -49,7 +49,7 @@ the next test bed is built.
 
 from __future__ import annotations
 
-from .bed import CLIENT_KEYS, HOSTS, SshHost, SshTestbed, build_testbed
+from .bed import CLIENT_KEYS, HOSTS, SshHost, SshTestbed, build_testbed, signals_interrupt
 from .leaks import Leaks, Snapshot, check_back_to, wait_until
 from .netns import AddressLock, Namespace, TestbedError, cleanup_stale
 from .sshd import SSHD_DEFAULTS, SshdHandle, fingerprint, start_sshd
@@ -70,6 +70,7 @@ __all__ = [
     "check_back_to",
     "cleanup_stale",
     "fingerprint",
+    "signals_interrupt",
     "start_sshd",
     "wait_until",
 ]

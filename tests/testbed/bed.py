@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from types import FrameType
+from typing import Callable
 
 from .netns import (
     ROUTE_PROTO,
@@ -38,7 +41,14 @@ from .sshd import (
     write_inetd_config,
 )
 
-__all__ = ["CLIENT_KEYS", "HOSTS", "SshHost", "SshTestbed", "build_testbed"]
+__all__ = [
+    "CLIENT_KEYS",
+    "HOSTS",
+    "SshHost",
+    "SshTestbed",
+    "build_testbed",
+    "signals_interrupt",
+]
 
 #: Short host name -> (fully qualified name, last address octet group), in chain order.
 HOSTS = ("gatekeeper", "yuka", "mayu")
@@ -59,7 +69,7 @@ class SshHost:
     host_key: Path  #: private host key (ed25519)
     host_public_key: str  #: "ssh-ed25519 AAAA..."
     authorized_keys: Path  #: AuthorizedKeysFile of its sshds
-    sshd: Optional[SshdHandle] = None  #: the sshd on port 22
+    sshd: SshdHandle | None = None  #: the sshd on port 22
 
     @property
     def log_path(self) -> Path:
@@ -87,7 +97,7 @@ class SshTestbed:
     sshds: list[SshdHandle] = field(default_factory=list)  #: every sshd started, in order
     root_ifname: str = ""  #: the client-side veth in the root namespace
     routes: list[str] = field(default_factory=list)  #: routes added to the root namespace
-    _lock: Optional[AddressLock] = None
+    _lock: AddressLock | None = None
     _own_lock: bool = False
     _inetd: dict[str, tuple[Path, Path]] = field(default_factory=dict)
     _closed: bool = False
@@ -152,7 +162,7 @@ class SshTestbed:
 
     # -- running things --------------------------------------------------------------------
     def run_in(
-        self, host: str, argv: Sequence[str], *, timeout: float = 15.0, input: Optional[str] = None
+        self, host: str, argv: Sequence[str], *, timeout: float = 15.0, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside ``host``'s namespace (``ip netns exec``); never raises on status."""
         return self.host(host).namespace.run(argv, timeout=timeout, input=input)
@@ -161,12 +171,12 @@ class SshTestbed:
         self,
         host: str,
         port: int,
-        extra_options: Optional[Mapping[str, OptionValue]] = None,
+        extra_options: Mapping[str, OptionValue] | None = None,
         *,
-        label: Optional[str] = None,
+        label: str | None = None,
         extra_config: str = "",
-        authorized_keys: Optional[Path] = None,
-        host_key: Optional[Path] = None,
+        authorized_keys: Path | None = None,
+        host_key: Path | None = None,
     ) -> SshdHandle:
         """Start another sshd in ``host``'s namespace, with ``host``'s keys unless given.
 
@@ -198,7 +208,7 @@ class SshTestbed:
         host_key_name: str = "proxied",
         *,
         authorized: Sequence[str] = CLIENT_KEYS,
-        extra_options: Optional[Mapping[str, OptionValue]] = None,
+        extra_options: Mapping[str, OptionValue] | None = None,
     ) -> str:
         """A ProxyCommand running a throwaway ``sshd -i`` over stdio in the root namespace.
 
@@ -286,8 +296,14 @@ class SshTestbed:
         for name in HOSTS:
             ns = Namespace(namespace_name(int(pid), rand, name), name)
             self.hosts[name] = SshHost(
-                name, FQDN[name], addrs[name][0], addrs[name], ns,
-                self.workdir / f"host_{name}", "", self.workdir / f"authorized_keys_{name}",
+                name,
+                FQDN[name],
+                addrs[name][0],
+                addrs[name],
+                ns,
+                self.workdir / f"host_{name}",
+                "",
+                self.workdir / f"authorized_keys_{name}",
             )
             keys[self.workdir / f"host_{name}"] = f"host-{name}"
         for name in CLIENT_KEYS:
@@ -305,43 +321,73 @@ class SshTestbed:
         self.root_ifname = root_ifname(int(pid), rand)
         # Everything under 198.18.2/24 and .3/24 is unreachable from the root namespace: fail
         # at once instead of sending the packets towards the default gateway.
-        unreachable = [
-            f"unreachable {n}.{i}.0/24 proto {ROUTE_PROTO}" for i in (2, 3)
-        ]
-        ip(batch=[
-            f"netns add {gk}", f"netns add {yk}", f"netns add {my}",
-            f"link add {self.root_ifname} type veth peer name to-client netns {gk}",
-            f"link add to-yuka netns {gk} type veth peer name to-gatekeeper netns {yk}",
-            f"link add to-mayu netns {yk} type veth peer name to-yuka netns {my}",
-            f"addr add {n}.1.1/24 dev {self.root_ifname}",
-            f"link set {self.root_ifname} up",
-            *(f"route replace {r}" for r in unreachable),
-        ])
+        unreachable = [f"unreachable {n}.{i}.0/24 proto {ROUTE_PROTO}" for i in (2, 3)]
+        ip(
+            batch=[
+                f"netns add {gk}",
+                f"netns add {yk}",
+                f"netns add {my}",
+                f"link add {self.root_ifname} type veth peer name to-client netns {gk}",
+                f"link add to-yuka netns {gk} type veth peer name to-gatekeeper netns {yk}",
+                f"link add to-mayu netns {yk} type veth peer name to-yuka netns {my}",
+                f"addr add {n}.1.1/24 dev {self.root_ifname}",
+                f"link set {self.root_ifname} up",
+                *(f"route replace {r}" for r in unreachable),
+            ]
+        )
         self.routes = unreachable
-        ip(netns=gk, batch=[
-            "link set lo up", f"addr add {n}.1.2/24 dev to-client", "link set to-client up",
-            f"addr add {n}.2.1/24 dev to-yuka", "link set to-yuka up",
-        ])
-        ip(netns=yk, batch=[
-            "link set lo up", f"addr add {n}.2.2/24 dev to-gatekeeper", "link set to-gatekeeper up",
-            f"addr add {n}.3.1/24 dev to-mayu", "link set to-mayu up",
-        ])
-        ip(netns=my, batch=[
-            "link set lo up", f"addr add {n}.3.2/24 dev to-yuka", "link set to-yuka up",
-        ])
+        ip(
+            netns=gk,
+            batch=[
+                "link set lo up",
+                f"addr add {n}.1.2/24 dev to-client",
+                "link set to-client up",
+                f"addr add {n}.2.1/24 dev to-yuka",
+                "link set to-yuka up",
+            ],
+        )
+        ip(
+            netns=yk,
+            batch=[
+                "link set lo up",
+                f"addr add {n}.2.2/24 dev to-gatekeeper",
+                "link set to-gatekeeper up",
+                f"addr add {n}.3.1/24 dev to-mayu",
+                "link set to-mayu up",
+            ],
+        )
+        ip(
+            netns=my,
+            batch=[
+                "link set lo up",
+                f"addr add {n}.3.2/24 dev to-yuka",
+                "link set to-yuka up",
+            ],
+        )
         log(f"namespaces ready after {time.monotonic() - start:.3f} s")
         for host in self.hosts.values():
             host.sshd = start_sshd(
-                host.namespace, 22, workdir=self.workdir, host_key=host.host_key,
-                authorized_keys=host.authorized_keys, label=host.name, wait=False,
+                host.namespace,
+                22,
+                workdir=self.workdir,
+                host_key=host.host_key,
+                authorized_keys=host.authorized_keys,
+                label=host.name,
+                wait=False,
             )
             self.sshds.append(host.sshd)
-        self.sshds.append(start_sshd(
-            self.gatekeeper.namespace, 2222, {"AllowTcpForwarding": "no", "PermitOpen": "none"},
-            workdir=self.workdir, host_key=self.gatekeeper.host_key,
-            authorized_keys=self.gatekeeper.authorized_keys, label="gatekeeper-noforward",
-            wait=False,
-        ))
+        self.sshds.append(
+            start_sshd(
+                self.gatekeeper.namespace,
+                2222,
+                {"AllowTcpForwarding": "no", "PermitOpen": "none"},
+                workdir=self.workdir,
+                host_key=self.gatekeeper.host_key,
+                authorized_keys=self.gatekeeper.authorized_keys,
+                label="gatekeeper-noforward",
+                wait=False,
+            )
+        )
         for handle in self.sshds:
             handle.wait_ready()
         self.setup_seconds = time.monotonic() - start
@@ -352,7 +398,8 @@ class SshTestbed:
         seen_from = {  # what each host knows: itself and its neighbours, by reachable address
             "gatekeeper": [("gatekeeper", addrs["gatekeeper"][0]), ("yuka", addrs["yuka"][0])],
             "yuka": [
-                ("yuka", addrs["yuka"][0]), ("gatekeeper", addrs["gatekeeper"][1]),
+                ("yuka", addrs["yuka"][0]),
+                ("gatekeeper", addrs["gatekeeper"][1]),
                 ("mayu", addrs["mayu"][0]),
             ],
             "mayu": [("mayu", addrs["mayu"][0]), ("yuka", addrs["yuka"][1])],
@@ -361,25 +408,30 @@ class SshTestbed:
             nsswitch = Path("/etc/nsswitch.conf").read_text()
         except OSError:
             nsswitch = "passwd: files\ngroup: files\nshadow: files\n"
-        nsswitch = "".join(
-            line for line in nsswitch.splitlines(keepends=True) if not line.startswith("hosts:")
-        ) + "hosts: files dns\n"
+        nsswitch = (
+            "".join(
+                line for line in nsswitch.splitlines(keepends=True) if not line.startswith("hosts:")
+            )
+            + "hosts: files dns\n"
+        )
         for name, host in self.hosts.items():
             hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
             for other, address in seen_from[name]:
                 hosts += f"{address}\t{' '.join(self.hosts[other].aliases)}\n"
-            host.namespace.write_etc({
-                "hosts": hosts,
-                # No DNS query may leave the machine: nothing listens on 127.0.0.1:53 in there.
-                "resolv.conf": "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
-                "nsswitch.conf": nsswitch,
-            })
+            host.namespace.write_etc(
+                {
+                    "hosts": hosts,
+                    # No DNS query may leave the machine: nothing listens on 127.0.0.1:53 in there.
+                    "resolv.conf": "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+                    "nsswitch.conf": nsswitch,
+                }
+            )
 
 
 def build_testbed(
     net: str = "198.18",
     *,
-    lock: Optional[AddressLock] = None,
+    lock: AddressLock | None = None,
     lock_timeout: float = 60.0,
     log: Callable[[str], None] = lambda message: None,
 ) -> SshTestbed:
@@ -411,3 +463,26 @@ def build_testbed(
             log(str(exc))
         raise
     return bed
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def signals_interrupt(
+    signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGHUP),
+) -> Iterator[None]:
+    """Within the block, turn ``signals`` into KeyboardInterrupt, so that teardown runs.
+
+    Only signals still at their default disposition are taken over (main thread only).
+    """
+    previous = {}
+    for sig in signals:
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, _interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

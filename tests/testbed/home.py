@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RealSshDirGuard", "SshHome"]
+__all__ = ["GUARD", "RealSshDirGuard", "SshHome"]
 
 
 @dataclass
@@ -96,3 +96,7 @@ class RealSshDirGuard:
         if any(path == root or path.startswith(root + os.sep) for root in self._roots):
             self.violations.append(f"{event} {path}")
             raise PermissionError(13, "tests must not touch the real ~/.ssh", path)
+
+
+#: The one guard of the test session (installed and switched by tests/conftest.py).
+GUARD = RealSshDirGuard()

@@ -12,14 +12,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 __all__ = ["ChildInfo", "Leaks", "Snapshot", "child_processes", "open_fds", "wait_until"]
 
 
-def wait_until(
-    predicate: Callable[[], object], timeout: float, interval: float = 0.02
-) -> bool:
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> bool:
     """Poll ``predicate`` until it returns something true or ``timeout`` seconds pass.
 
     Returns whether the predicate became true; the predicate is always evaluated at least
@@ -61,7 +59,7 @@ class ChildInfo:
         return f"pid {self.pid} [{state}] {self.cmdline}"
 
 
-def _read_stat(pid: str) -> Optional[tuple[int, str, int, str]]:
+def _read_stat(pid: str) -> tuple[int, str, int, str] | None:
     """Return (ppid, state, start time, comm) of ``pid`` from /proc, or None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -85,7 +83,7 @@ def _cmdline(pid: int, comm: str) -> str:
     return text or f"[{comm}]"
 
 
-def child_processes(parent: Optional[int] = None) -> dict[tuple[int, int], ChildInfo]:
+def child_processes(parent: int | None = None) -> dict[tuple[int, int], ChildInfo]:
     """All processes whose parent is ``parent`` (default: this process), keyed by (pid, start)."""
     parent = os.getpid() if parent is None else parent
     children: dict[tuple[int, int], ChildInfo] = {}
@@ -119,9 +117,7 @@ class Leaks:
             lines += [f"  fd {fd} -> {target}" for fd, target in sorted(self.fds.items())]
         if self.threads:
             lines.append(f"{len(self.threads)} thread(s) still alive:")
-            lines += [
-                f"  {t.name!r} (daemon={t.daemon}, ident={t.ident})" for t in self.threads
-            ]
+            lines += [f"  {t.name!r} (daemon={t.daemon}, ident={t.ident})" for t in self.threads]
         if self.children:
             lines.append(f"{len(self.children)} child process(es) left (incl. zombies):")
             lines += [f"  {c.describe()}" for c in self.children]

@@ -17,10 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from .leaks import wait_until
 
@@ -54,7 +53,7 @@ class TestbedError(RuntimeError):
     __test__ = False  # not a pytest test class
 
 
-def ip(*args: str, batch: Optional[Sequence[str]] = None, netns: Optional[str] = None) -> str:
+def ip(*args: str, batch: Sequence[str] | None = None, netns: str | None = None) -> str:
     """Run ``ip [-n NETNS] ARGS`` (or ``ip -batch -`` with ``batch`` lines); raise on failure."""
     argv = ["ip"] + (["-n", netns] if netns else []) + list(args)
     if batch is not None:
@@ -73,7 +72,7 @@ def ip(*args: str, batch: Optional[Sequence[str]] = None, netns: Optional[str] =
     return proc.stdout
 
 
-def _ns_identity(path: str) -> Optional[tuple[int, int]]:
+def _ns_identity(path: str) -> tuple[int, int] | None:
     """(device, inode) of a network namespace file, or None if it can not be read."""
     try:
         st = os.stat(path)
@@ -183,7 +182,7 @@ class Namespace:
         return ["ip", "netns", "exec", self.name, *argv]
 
     def run(
-        self, argv: Sequence[str], *, timeout: float = 15.0, input: Optional[str] = None
+        self, argv: Sequence[str], *, timeout: float = 15.0, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside the namespace and return its completed process (never raises)."""
         return subprocess.run(
@@ -208,7 +207,7 @@ class Namespace:
 
 def namespace_name(pid: int, rand: str, host: str) -> str:
     """The namespace name for ``host`` in the run (``pid``, ``rand``)."""
-    return f"{PREFIX}-{pid}-{rand}-{host.split('.')[0]}"
+    return f"{PREFIX}-{pid}-{rand}-{host.split('.', maxsplit=1)[0]}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -291,14 +290,14 @@ class AddressLock:
 
     def __init__(self, net: str) -> None:
         self.net = net
-        self._sock: Optional[socket.socket] = None
+        self._sock: socket.socket | None = None
 
     @property
     def held(self) -> bool:
         """Whether this object holds the lock."""
         return self._sock is not None
 
-    def acquire(self, timeout: float, on_wait: Optional[object] = None) -> None:
+    def acquire(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> None:
         """Take the lock, waiting up to ``timeout`` seconds; raise TestbedError if busy."""
         if self._sock is not None:
             return
@@ -311,7 +310,7 @@ class AddressLock:
             try:
                 sock.bind(address)
             except OSError:
-                if not told and callable(on_wait):
+                if not told and on_wait is not None:
                     on_wait(f"test bed addresses {self.net}.0.0/16 in use by another run; waiting")
                     told = True
                 return False

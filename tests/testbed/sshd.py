@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 from .leaks import wait_until
 from .netns import Namespace, TestbedError, descendants, kill_processes, python_argv
@@ -78,7 +78,7 @@ def find_program(name: str) -> str:
 
 
 def generate_keys(paths: Mapping[Path, str]) -> None:
-    """Create ed25519 key pairs without passphrase at ``paths`` (with their comments), in parallel."""
+    """Create passphrase-less ed25519 key pairs at ``paths`` (with comments), in parallel."""
     keygen = find_program("ssh-keygen")
     procs = [
         (
@@ -115,7 +115,7 @@ def fingerprint(path: Path) -> str:
 
 def render_sshd_config(
     fixed: Mapping[str, OptionValue],
-    extra_options: Optional[Mapping[str, OptionValue]] = None,
+    extra_options: Mapping[str, OptionValue] | None = None,
     extra_config: str = "",
 ) -> str:
     """sshd_config text: ``fixed`` and SSHD_DEFAULTS, overridden by ``extra_options``.
@@ -163,7 +163,7 @@ class SshdHandle:
     """A running ``sshd -D`` (a child of the test process) and its files."""
 
     label: str
-    namespace: Optional[Namespace]
+    namespace: Namespace | None
     port: int
     config_path: Path
     log_path: Path
@@ -183,10 +183,12 @@ class SshdHandle:
         """Whether the listener is still alive."""
         return self.process.poll() is None
 
-    def log_text(self) -> str:
-        """Everything this sshd (and its sessions) logged so far."""
+    def log_text(self, since: int = 0) -> str:
+        """What this sshd (and its sessions) logged so far, from byte offset ``since``."""
         try:
-            return self.log_path.read_text(errors="replace")
+            with open(self.log_path, "rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
 
@@ -198,11 +200,14 @@ class SshdHandle:
             return 0
 
     def wait_for_log(self, pattern: str, timeout: float = 5.0, since: int = 0) -> re.Match[str]:
-        """Wait until a log line after offset ``since`` matches the regex ``pattern``."""
+        """Wait until the log after byte offset ``since`` matches the regex ``pattern``.
+
+        Remember to ``re.escape()`` fingerprints: they contain ``+`` and ``/``.
+        """
         found: list[re.Match[str]] = []
 
         def seen() -> bool:
-            m = re.search(pattern, self.log_text()[since:], re.MULTILINE)
+            m = re.search(pattern, self.log_text(since), re.MULTILINE)
             if m:
                 found.append(m)
             return m is not None
@@ -210,7 +215,7 @@ class SshdHandle:
         if not wait_until(seen, timeout):
             raise AssertionError(
                 f"sshd {self.label}: no log line matching {pattern!r} within {timeout} s; log:\n"
-                + self.log_text()[since:][-4000:]
+                + self.log_text(since)[-4000:]
             )
         return found[0]
 
@@ -256,14 +261,14 @@ class SshdHandle:
 
 
 def start_sshd(
-    namespace: Optional[Namespace],
+    namespace: Namespace | None,
     port: int,
-    extra_options: Optional[Mapping[str, OptionValue]] = None,
+    extra_options: Mapping[str, OptionValue] | None = None,
     *,
     workdir: Path,
     host_key: Path,
     authorized_keys: Path,
-    label: Optional[str] = None,
+    label: str | None = None,
     extra_config: str = "",
     wait: bool = True,
 ) -> SshdHandle:
@@ -300,8 +305,16 @@ def start_sshd(
             start_new_session=True,  # a terminal's Ctrl-C reaches pytest, which tears down
         )
     handle = SshdHandle(
-        label, namespace, port, config_path, log_path, pid_file, host_key, authorized_keys,
-        process, text,
+        label,
+        namespace,
+        port,
+        config_path,
+        log_path,
+        pid_file,
+        host_key,
+        authorized_keys,
+        process,
+        text,
     )
     if wait:
         handle.wait_ready()
@@ -311,7 +324,8 @@ def start_sshd(
 def inetd_command(config_path: Path, log_path: Path) -> str:
     """The shell command for a throwaway ``sshd -i`` speaking SSH over its stdin/stdout."""
     return " ".join(
-        shlex.quote(a) for a in [find_program("sshd"), "-i", "-f", str(config_path), "-E", str(log_path)]
+        shlex.quote(a)
+        for a in [find_program("sshd"), "-i", "-f", str(config_path), "-E", str(log_path)]
     )
 
 
@@ -320,13 +334,17 @@ def write_inetd_config(
     name: str,
     host_key: Path,
     authorized_keys: Path,
-    extra_options: Optional[Mapping[str, OptionValue]] = None,
+    extra_options: Mapping[str, OptionValue] | None = None,
 ) -> Path:
     """Write the config of an inetd-mode sshd called ``name``; return its path."""
     path = workdir / f"sshd_inetd_{name}.conf"
     path.write_text(
         render_sshd_config(
-            {"HostKey": str(host_key), "PidFile": "none", "AuthorizedKeysFile": str(authorized_keys)},
+            {
+                "HostKey": str(host_key),
+                "PidFile": "none",
+                "AuthorizedKeysFile": str(authorized_keys),
+            },
             extra_options,
         )
     )
