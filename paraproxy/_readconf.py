@@ -247,6 +247,8 @@ class Reader:
         key = canonical_keyword(line.keyword)
         if not active or (key == "hostname" and self.hostname_locked):
             return
+        if kind == Kind.TIME and items == ["none"]:
+            return  # "none" is readconf.c's unset value (-1): a later line still wins
         if key == "proxycommand" and self.jump_host not in (None, "none"):
             return  # an active ProxyJump came first
         self._set(key, items, where)

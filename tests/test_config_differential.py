@@ -231,7 +231,7 @@ def configs(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=configs(), host=st.sampled_from(_NAMES),
        user=st.sampled_from([None, "bob"]), port=st.sampled_from([None, 2299]))  # fmt: skip
 def test_generated_configs_match_ssh(
