@@ -37,7 +37,7 @@ PW_DIR = pwd.getpwuid(os.getuid()).pw_dir
 Outcome = Optional[dict[str, list[str]]]
 
 
-def _keep(text: str, home: Optional[str] = None) -> dict[str, list[str]]:
+def _keep(text: str, home: str | None = None) -> dict[str, list[str]]:
     """Parse ``ssh -G`` text, keeping honoured keywords; map ssh's pw_dir onto HOME."""
     out: dict[str, list[str]] = {}
     for line in text.splitlines():
@@ -53,7 +53,7 @@ def _keep(text: str, home: Optional[str] = None) -> dict[str, list[str]]:
     return out
 
 
-def ssh_g(path: Path, host: str, user: Optional[str], port: Optional[int], home: Path) -> Outcome:
+def ssh_g(path: Path, host: str, user: str | None, port: int | None, home: Path) -> Outcome:
     """Ask OpenSSH; None when it refuses the config."""
     argv = [SSH, "-G", "-F", str(path)]
     argv += ["-l", user] if user else []
@@ -68,7 +68,7 @@ def ssh_g(path: Path, host: str, user: Optional[str], port: Optional[int], home:
     return _keep(proc.stdout, str(home))
 
 
-def ours(path: Path, host: str, user: Optional[str], port: Optional[int]) -> Outcome:
+def ours(path: Path, host: str, user: str | None, port: int | None) -> Outcome:
     """Ask paraproxy; None when it raises ConfigError."""
     try:
         hc = config.resolve(host, user=user, port=port, config_files=[str(path)])
@@ -95,8 +95,8 @@ def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return target
 
 
-def compare(corpus: Path, name: str, host: str, user: Optional[str] = None,
-            port: Optional[int] = None) -> None:  # fmt: skip
+def compare(corpus: Path, name: str, host: str, user: str | None = None,
+            port: int | None = None) -> None:  # fmt: skip
     """Assert paraproxy and ssh -G agree on one lookup."""
     home = Path(os.environ["HOME"])
     expected = ssh_g(corpus / name, host, user, port, home)
@@ -104,62 +104,78 @@ def compare(corpus: Path, name: str, host: str, user: Optional[str] = None,
     assert got == expected, f"{name} {host} -l {user} -p {port}"
 
 
-CASES = [
-    ("basic.conf", "gatekeeper", None, None),
-    ("basic.conf", "gatekeeper", "bob", 2299),
-    ("basic.conf", "web[12]", None, None),
-    ("basic.conf", "web1", None, None),
-    ("basic.conf", "webx", None, None),
-    ("basic.conf", "app.internal", None, None),
-    ("basic.conf", "db.internal", None, None),
-    ("basic.conf", "foo", None, None),
-    ("basic.conf", "FOO", None, None),
-    ("basic.conf", "Unknown-Host", None, None),
-    ("syntax.conf", "eq", None, None),
-    ("syntax.conf", "quoted-host", None, None),
-    ("syntax.conf", "other", "carol", None),
-    ("crlf.conf", "crlf", None, None),
-    ("known_hosts.conf", "kh", None, None),
-    ("known_hosts.conf", "kh", "dave", 2345),
-    ("known_hosts.conf", "kh-none", None, None),
-    ("known_hosts.conf", "alias", None, None),
-    ("second_pass.conf", "alias", None, None),
-    ("second_pass.conf", "real", None, None),
-    ("no_second_pass.conf", "alias", None, None),
-    ("match.conf", "m1", None, None),
-    ("match.conf", "m2", "bob", None),
-    ("match.conf", "m2", "bobby", None),
-    ("match.conf", "m3", "alice", None),
-    ("match.conf", "m9x", "alice", None),
-    ("match.conf", "m5", None, None),
-    ("match.conf", "m6", None, None),
-    ("match.conf", "m7", None, None),
-    ("match.conf", "m8", None, None),
-    ("match.conf", "m9", None, None),
-    ("include_main.conf", "inc-glob", None, None),
-    ("include_main.conf", "inc-target", None, None),
-    ("include_main.conf", "no-leak", None, None),
-    ("include_main.conf", "other-name", None, None),
-    ("include_main.conf", "after-include", None, None),
-    ("ipv6.conf", "v6", None, None),
-    ("ipv6.conf", "v6long", None, None),
-    ("ipv6.conf", "v4", None, None),
-    ("ipv6.conf", "v4short", None, None),
-    ("ignore_unknown.conf", "h", None, None),
-    ("deprecated.conf", "h", None, None),
-] + [
-    ("proxy_precedence.conf", host, None, None)
-    for host in (
-        "cmd-first", "jump-first", "cmd-none", "jump-none", "jump-none-quirk", "dash",
-        "verbatim", "uri", "v6", "numeric", "at-user", "trailing-colon", "commented",
-        "tokens", "anything-else",
-    )  # fmt: skip
-] + [("proxy_precedence.conf", "tokens", "bob", 2299)]
+CASES = (
+    [
+        ("basic.conf", "gatekeeper", None, None),
+        ("basic.conf", "gatekeeper", "bob", 2299),
+        ("basic.conf", "web[12]", None, None),
+        ("basic.conf", "web1", None, None),
+        ("basic.conf", "webx", None, None),
+        ("basic.conf", "app.internal", None, None),
+        ("basic.conf", "db.internal", None, None),
+        ("basic.conf", "foo", None, None),
+        ("basic.conf", "FOO", None, None),
+        ("basic.conf", "Unknown-Host", None, None),
+        ("syntax.conf", "eq", None, None),
+        ("syntax.conf", "quoted-host", None, None),
+        ("syntax.conf", "other", "carol", None),
+        ("crlf.conf", "crlf", None, None),
+        ("known_hosts.conf", "kh", None, None),
+        ("known_hosts.conf", "kh", "dave", 2345),
+        ("known_hosts.conf", "kh-none", None, None),
+        ("known_hosts.conf", "alias", None, None),
+        ("second_pass.conf", "alias", None, None),
+        ("second_pass.conf", "real", None, None),
+        ("no_second_pass.conf", "alias", None, None),
+        ("match.conf", "m1", None, None),
+        ("match.conf", "m2", "bob", None),
+        ("match.conf", "m2", "bobby", None),
+        ("match.conf", "m3", "alice", None),
+        ("match.conf", "m9x", "alice", None),
+        ("match.conf", "m5", None, None),
+        ("match.conf", "m6", None, None),
+        ("match.conf", "m7", None, None),
+        ("match.conf", "m8", None, None),
+        ("match.conf", "m9", None, None),
+        ("include_main.conf", "inc-glob", None, None),
+        ("include_main.conf", "inc-target", None, None),
+        ("include_main.conf", "no-leak", None, None),
+        ("include_main.conf", "other-name", None, None),
+        ("include_main.conf", "after-include", None, None),
+        ("ipv6.conf", "v6", None, None),
+        ("ipv6.conf", "v6long", None, None),
+        ("ipv6.conf", "v4", None, None),
+        ("ipv6.conf", "v4short", None, None),
+        ("ignore_unknown.conf", "h", None, None),
+        ("deprecated.conf", "h", None, None),
+    ]
+    + [
+        ("proxy_precedence.conf", host, None, None)
+        for host in (
+            "cmd-first",
+            "jump-first",
+            "cmd-none",
+            "jump-none",
+            "jump-none-quirk",
+            "dash",
+            "verbatim",
+            "uri",
+            "v6",
+            "numeric",
+            "at-user",
+            "trailing-colon",
+            "commented",
+            "tokens",
+            "anything-else",
+        )
+    ]
+    + [("proxy_precedence.conf", "tokens", "bob", 2299)]
+)
 
 
 @pytest.mark.parametrize(("name", "host", "user", "port"), CASES)
-def test_corpus_matches_ssh(corpus: Path, name: str, host: str, user: Optional[str],
-                            port: Optional[int]) -> None:  # fmt: skip
+def test_corpus_matches_ssh(corpus: Path, name: str, host: str, user: str | None,
+                            port: int | None) -> None:  # fmt: skip
     """Every corpus lookup prints the honoured keywords exactly as ssh -G does."""
     compare(corpus, name, host, user, port)
 
@@ -183,9 +199,7 @@ _PATTERNS = st.sampled_from(
     ["alpha", "beta", "Alpha", "*", "web?", "web*", "!beta", "!web1", "*.internal", "a*a",
      "web[12]", "?eta", "x"]
 )  # fmt: skip
-_WORD = st.text(alphabet="abcdefgh-._", min_size=1, max_size=8).filter(
-    lambda w: w[0] not in "-."
-)
+_WORD = st.text(alphabet="abcdefgh-._", min_size=1, max_size=8).filter(lambda w: w[0] not in "-.")
 _PATH = st.sampled_from(["~/.ssh/id_a", "/keys/%h_%p", "%d/k_%r", "~/.ssh/%n", "/k/%%x"])
 
 
@@ -231,11 +245,15 @@ def configs(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    deadline=None,
+    max_examples=200,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(text=configs(), host=st.sampled_from(_NAMES),
        user=st.sampled_from([None, "bob"]), port=st.sampled_from([None, 2299]))  # fmt: skip
 def test_generated_configs_match_ssh(
-    corpus: Path, text: str, host: str, user: Optional[str], port: Optional[int]
+    corpus: Path, text: str, host: str, user: str | None, port: int | None
 ) -> None:
     """Hypothesis-generated configs resolve as ssh -G resolves them."""
     path = corpus / "generated.conf"

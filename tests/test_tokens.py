@@ -127,7 +127,5 @@ def test_expand_env() -> None:
 
 def test_env_and_tokens_in_one_pass() -> None:
     """An environment value is not token-expanded afterwards."""
-    got = expand_tokens(
-        "${A}-%h", VALUES, "h", keyword="identityfile", environ={"A": "%p"}
-    )
+    got = expand_tokens("${A}-%h", VALUES, "h", keyword="identityfile", environ={"A": "%p"})
     assert got == "%p-real5"
