@@ -545,13 +545,15 @@ def _expand_word(word: _Word, expand: Callable[[str], str]) -> str:
     return os.path.expanduser("~") + text if word.tilde else text
 
 
-def _remote_words_kept(raw: list[_Word], expanded: list[str], expand: Callable[[str], str]) -> bool:
-    """Tell whether token expansion left the remote shell's words of the command intact."""
+def _remote_words_kept(
+    raw: list[_Word], expanded: list[str], expand: Callable[[str], str]
+) -> bool | None:
+    """Tell whether token expansion kept the remote shell's words; None if unsplittable."""
     raw_split = _split_shell(" ".join(w.text for w in raw))
     new_split = _split_shell(" ".join(expanded))
-    if isinstance(raw_split, str) or isinstance(new_split, str):
-        return False
-    if any(w.tilde for w in raw_split) or any(w.tilde for w in new_split):
+    if isinstance(raw_split, str):
+        return None  # not a relay anyway: let the caller say so
+    if isinstance(new_split, str) or any(w.tilde for w in new_split):
         return False
     return [w.text for w in new_split] == [expand(w.text) for w in raw_split]
 
@@ -600,9 +602,10 @@ def parse_ssh_command(command: str, expand: Callable[[str], str]) -> SshCommand 
             return NotRecognised("-N and a remote command together")
         if any(w.tilde for w in words[index:]):
             return NotRecognised("'~' in the remote command")
-        if not _remote_words_kept(words[index:], remote, expand):
+        kept = _remote_words_kept(words[index:], remote, expand)
+        if kept is False:
             return NotRecognised("token expansion changes the words of the remote command")
-        relay = parse_relay(remote_command)
+        relay = None if kept is None else parse_relay(remote_command)
         if relay is None:
             return NotRecognised(f"remote command is not a relay: {remote_command}")
     elif parse.forward is None:
