@@ -175,7 +175,7 @@ def _ipv6_from_proc(path: str = "/proc/net/if_inet6") -> Iterator[_Address]:
     for row in rows:
         hexaddr = row.split()[0] if row.split() else ""
         if len(hexaddr) == 32:
-            yield ipaddress.ip_address(int(hexaddr, 16))
+            yield ipaddress.IPv6Address(int(hexaddr, 16))
 
 
 def local_addresses() -> list[_Address]:
