@@ -196,7 +196,6 @@ class _Word:
 
     text: str  # for a tilde word, the text after the '~'
     tilde: bool = False
-    quoted: bool = False  # some part was quoted or escaped (only for the program check)
 
 
 def _split_shell(command: str) -> list[_Word] | str:
@@ -210,7 +209,7 @@ def _split_shell(command: str) -> list[_Word] | str:
             continue
         # A new word starts here.
         buf: list[str] = []
-        tilde = quoted = False
+        tilde = False
         if char == "~":
             end = i + 1
             if end < n and command[end] not in " \t/":
@@ -230,7 +229,6 @@ def _split_shell(command: str) -> list[_Word] | str:
                 if end < 0:
                     return "unterminated single quote"
                 buf.append(command[i + 1 : end])
-                quoted = True
                 i = end + 1
             elif char == '"':
                 end = command.find('"', i + 1)
@@ -241,13 +239,11 @@ def _split_shell(command: str) -> list[_Word] | str:
                 if bad is not None:
                     return f"{bad!r} inside double quotes in the command"
                 buf.append(part)
-                quoted = True
                 i = end + 1
             elif char == "\\":
                 if i + 1 >= n:
                     return "trailing backslash in the command"
                 buf.append(command[i + 1])
-                quoted = True
                 i += 2
             elif char in _OPERATORS:
                 return f"shell operator {char!r} in the command"
@@ -260,7 +256,7 @@ def _split_shell(command: str) -> list[_Word] | str:
         text = "".join(buf)
         if _CONTROL_RE.search(text):
             return "control character in the command"
-        words.append(_Word(text, tilde, quoted))
+        words.append(_Word(text, tilde))
     return words
 
 
@@ -346,6 +342,11 @@ class _Parse:
             self.user = user
         return None
 
+    def _add_identity(self, path: str) -> None:
+        """Add an identity file unless listed already (ssh drops duplicates)."""
+        if path not in self.identity_files:
+            self.identity_files.append(path)
+
     def option(self, opt: str, arg: str | None) -> str | None:
         """Apply one getopt result; return a reason if it is not understood."""
         if arg is None:
@@ -381,7 +382,7 @@ class _Parse:
                 self.port = port
             return None
         if opt == "i":
-            self.identity_files.append(arg)
+            self._add_identity(arg)
             return None
         if opt == "F":
             if self.config_file is not None:
@@ -463,7 +464,7 @@ class _Parse:
             if self.port is None:
                 self.port = port
         elif lower == "identityfile":
-            self.identity_files.append(value)
+            self._add_identity(value)
         elif lower == "proxyjump":
             return self._jump(value, f"{source} ProxyJump")
         elif lower == "proxycommand":
@@ -534,9 +535,13 @@ def _destination(parse: _Parse, dest: str) -> str | NotRecognised:
     return host
 
 
-def _program_name(word: _Word) -> str:
-    """Return the last path component of the program word ('/' or '\\' separated)."""
-    return re.split(r"[/\\]", word.text)[-1]
+def _is_ssh_program(path: str) -> bool:
+    """Tell whether a program path names ssh: ``ssh`` or ``ssh.exe`` as its last component."""
+    name = path.rsplit("/", 1)[-1]
+    if name == "ssh":
+        return True
+    # Backslash separates only in a Windows path, which names ssh.exe (any case).
+    return name.rsplit("\\", 1)[-1].lower() == "ssh.exe"
 
 
 def _expand_word(word: _Word, expand: Callable[[str], str]) -> str:
@@ -564,12 +569,11 @@ def parse_ssh_command(command: str, expand: Callable[[str], str]) -> SshCommand 
     if isinstance(split, str):
         return NotRecognised(split)
     words = split
-    if words and words[0].text == "exec" and not words[0].tilde:
+    if words and words[0].text == "exec":
         words = words[1:]
     if not words:
         return NotRecognised("empty command")
-    name = _program_name(words[0])
-    if name != "ssh" and name.lower() != "ssh.exe":
+    if not _is_ssh_program(words[0].text):
         hint = " (a backslash outside quotes is a shell escape)" if "\\" in command else ""
         return NotRecognised(f"not an ssh command{hint}")
     argv = [_expand_word(w, expand) for w in words]

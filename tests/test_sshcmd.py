@@ -142,6 +142,10 @@ RECOGNISED: list[tuple[str, dict[str, Any]]] = [
     ),
     (r"\ssh -W %h:%p b", {"host": "b", "forward": FWD}),  # alias bypass: the shell drops '\'
     ("'ssh' -W %h:%p b", {"host": "b", "forward": FWD}),
+    (
+        r"'C:\Program Files\OpenSSH\SSH.exe' -W %h:%p b",
+        {"program": r"C:\Program Files\OpenSSH\SSH.exe", "host": "b", "forward": FWD},
+    ),
     # destinations
     ("ssh -W %h:%p u@b", {"host": "b", "user": "u", "forward": FWD}),
     (
@@ -353,6 +357,10 @@ NOT_RECOGNISED: list[tuple[str, str]] = [
     ("FOO=1 ssh -W %h:%p b", "not an ssh command"),
     ("exec exec ssh -W %h:%p b", "not an ssh command"),
     ("command ssh -W %h:%p b", "not an ssh command"),
+    (r"'/opt/x\ssh' -W %h:%p b", "not an ssh command"),
+    ("SSH -W %h:%p b", "not an ssh command"),
+    ("ssh2 -W %h:%p b", "not an ssh command"),
+    ("/usr/bin/ssh/ -W %h:%p b", "not an ssh command"),
     ("", "empty command"),
     ("exec", "empty command"),
     ("   ", "empty command"),
@@ -510,6 +518,11 @@ def test_empty_quotes_are_a_word() -> None:
     result = parse("ssh -W %h:%p '' b")
     assert isinstance(result, NotRecognised)
     assert "invalid destination host ''" in result.reason
+
+
+def test_identity_files_are_not_repeated() -> None:
+    result = recognised("ssh -i /k -o IdentityFile=/k -i /j -i /k b -W x:1")
+    assert result.identity_files == ("/k", "/j")
 
 
 def test_hash_inside_a_word_is_literal() -> None:
@@ -772,11 +785,11 @@ def _fake_ssh(tmp_path: Path) -> Path:
     """Make a bin directory whose ssh runs the real one with -G -F /dev/null."""
     assert SSH is not None
     bindir = tmp_path / "bin"
-    bindir.mkdir()
+    bindir.mkdir(exist_ok=True)
     script = bindir / "ssh"
     script.write_text(f'#!/bin/sh\nexec {SSH} -G -F /dev/null "$@"\n')
     script.chmod(0o755)
-    for name in ("id_a", "id_b", "id_c"):
+    for name in ("id_a", "id_b", "id_c", "k", "k2"):
         (tmp_path / name).write_text("")
     return bindir
 
@@ -807,10 +820,18 @@ def test_oracle_agrees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command:
     result = recognised(command.replace("exec ", "", 1))
     status, config, stderr = _ssh_g(tmp_path, command)
     assert status == 0, stderr
+    _assert_same(result, config)
+
+
+def _assert_same(result: SshCommand, config: dict[str, list[str]]) -> None:
+    """Compare a recognised command with what ssh -G printed for it."""
     options = {k.lower(): v for k, v in result.options}
+    first: dict[str, str] = {}
+    for key, value in result.options:
+        first.setdefault(key.lower(), value)  # -o is first-wins in ssh
     assert config["user"] == [result.user or LOCAL_USER]
     assert config["port"] == [str(result.port or 22)]
-    assert config["hostname"] == [options.get("hostname", result.host)]
+    assert config["hostname"] == [first.get("hostname", result.host)]
     # ssh drops -i files that do not exist (with a warning); ours all exist here.
     assert config["identityfile"][: len(result.identity_files)] == list(result.identity_files)
     if result.identity_files:
@@ -821,8 +842,12 @@ def test_oracle_agrees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command:
         assert parse_proxy_jump(config["proxyjump"][0]) == parse_proxy_jump(result.jump)
     forward_agent = result.forward_agent
     if forward_agent is None and "forwardagent" in options:
-        forward_agent = options["forwardagent"] == "yes"
+        forward_agent = first["forwardagent"] == "yes"
     assert config["forwardagent"] == ["yes" if forward_agent else "no"]
+    compression = "C" in result.flags or first.get("compression") == "yes"
+    assert config["compression"] == ["yes" if compression else "no"]
+    family = "inet" if "4" in result.flags else "inet6" if "6" in result.flags else "any"
+    assert config["addressfamily"] == [family]
 
 
 ORACLE_REFUSES: list[str] = [
@@ -861,6 +886,96 @@ def test_oracle_refuses_too(tmp_path: Path, command: str) -> None:
     assert isinstance(parse(command), NotRecognised)
     status, _, _ = _ssh_g(tmp_path, command)
     assert status == 255
+
+
+# Option units whose meaning must be the same for us and for ssh -G behind /bin/sh.
+_ORACLE_OPTIONS = st.sampled_from(
+    [
+        "-p 22",
+        "-p2222",
+        "-p 3",
+        "-o User=x",
+        "-o 'User y'",
+        "-oPort=5",
+        "-o 'Port 6'",
+        "-l lu",
+        "-lroot",
+        "-J a,c",
+        "-J 'u@j:2,[::1]:3'",
+        "-qAx",
+        "-a",
+        "-A",
+        "-C",
+        "-T",
+        "-v",
+        "-i ~/k",
+        "-i ~/k2",
+        "-oIdentityFile=/k3",
+        "-o HostName=real",
+        "-o ProxyJump=j",
+        "-4",
+        "-6",
+        "-qAxp9",
+        "-Cv",
+        "-o ForwardAgent=yes",
+        "-o ForwardAgent=no",
+        "-o 'User = z'",
+        "-x",
+        "-k",
+        "-o Compression=yes",
+    ]
+)
+_ORACLE_DESTINATIONS = st.sampled_from(
+    ["b", "u@b", "ssh://u@b:2", "ssh://b", "%r@%n", "user@principal.com@b", "::1"]
+)
+_ORACLE_COMMANDS = st.one_of(
+    st.tuples(
+        st.lists(_ORACLE_OPTIONS, max_size=5),
+        _ORACLE_DESTINATIONS,
+        st.lists(_ORACLE_OPTIONS, max_size=3),
+        st.sampled_from(["nc %h %p", "'nc -w1 %h 22'", "socat - TCP:%h:%p", "-- nc %h %p"]),
+    ).map(lambda t: " ".join([*t[0], t[1], *t[2], t[3]])),
+    st.tuples(
+        st.lists(_ORACLE_OPTIONS, max_size=5),
+        st.sampled_from(["-W %h:%p", "-W '[%h]:%p'", "-NW %h:%p"]),
+        _ORACLE_DESTINATIONS,
+        st.lists(_ORACLE_OPTIONS, max_size=3),
+        st.booleans(),
+    ).map(
+        lambda t: " ".join(
+            [*t[0], *([t[1]] if t[4] else []), t[2], *t[3], *([] if t[4] else [t[1]])]
+        )
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def oracle_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A HOME with the key files the fuzzed commands name."""
+    home = tmp_path_factory.mktemp("home")
+    for name in ("k", "k2"):
+        (home / name).write_text("")
+    return home
+
+
+@needs_ssh
+@settings(max_examples=200, deadline=None)
+@given(_ORACLE_COMMANDS)
+def test_fuzz_against_the_oracle(oracle_home: Path, command: str) -> None:
+    # Whatever we recognise, ssh -G (run through a real shell) must read the same way.
+    command = "ssh " + command
+    old = os.environ.get("HOME")
+    os.environ["HOME"] = str(oracle_home)
+    try:
+        result = parse(command)
+    finally:
+        if old is not None:
+            os.environ["HOME"] = old
+    if isinstance(result, NotRecognised):
+        return
+    status, config, stderr = _ssh_g(oracle_home, command)
+    assert status == 0, stderr
+    _assert_same(result, config)
 
 
 # --- fuzz ---------------------------------------------------------------------------
