@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -976,6 +977,35 @@ def test_fuzz_against_the_oracle(oracle_home: Path, command: str) -> None:
     status, config, stderr = _ssh_g(oracle_home, command)
     assert status == 0, stderr
     _assert_same(result, config)
+
+
+def _jump_values() -> list[str]:
+    """ProxyJump values from the jumpspec tables that fit one -J word."""
+    from test_jumpspec import ACCEPTED, REJECTED, STRICTER  # noqa: PLC0415
+
+    values = [v for v, _ in ACCEPTED] + REJECTED + STRICTER
+    return [v for v in values if v.strip() and not re.search(r"[\s#]", v)]
+
+
+@needs_ssh
+@pytest.mark.parametrize("value", _jump_values())
+def test_jump_names_checked_like_ssh(tmp_path: Path, value: str) -> None:
+    # ssh checks -J names on the command line (Debian 9.2 backport, upstream 10.3).
+    proc = subprocess.run(
+        [SSH or "ssh", "-G", "-F", "/dev/null", "-J", value, "target.invalid"],
+        capture_output=True,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        timeout=30,
+        check=False,
+    )
+    command = "ssh -J " + shlex.quote(value) + " -W x:1 target.invalid"
+    result = parse_ssh_command(command, lambda word: word)
+    # Stricter than ssh only where parse_proxy_jump is (service names, empty hosts,
+    # control characters, non-UTF-8 users); "none" is refused as a -J value.
+    ssh_ok = proc.returncode == 0 and value.lower() != "none"
+    assert isinstance(result, SshCommand) == ssh_ok or (
+        ssh_ok and "Invalid ProxyJump" in str(result)
+    )
 
 
 # --- fuzz ---------------------------------------------------------------------------
