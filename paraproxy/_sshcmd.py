@@ -11,8 +11,9 @@ as OpenSSH would. Recognised shapes::
 How the command is read:
 
 * It is split with POSIX ``sh`` word rules for a simple subset (plain words, single
-  quotes, double quotes without ``$`` `````` ``\\``, backslash escapes). Any unquoted
-  operator or expansion character gives NotRecognised, so no shell is needed.
+  quotes, double quotes without a dollar, backquote or backslash, backslash escapes).
+  Any unquoted operator, expansion or glob character gives NotRecognised, so no shell
+  is needed; an unquoted ``[%h]:%p`` is a glob too and must be quoted to be recognised.
 * ``%`` tokens are expanded with ``expand`` *after* splitting, per word: a token value
   can never add words or options (OpenSSH expands first and lets the shell split).
 * A leading unquoted ``~`` or ``~/`` is expanded like the shell does (``$HOME``).
@@ -63,12 +64,23 @@ class Relay:
 class SshCommand:
     """A ProxyCommand that is an ssh hop paraproxy can run in-process.
 
+    ``host`` is the destination name: look it up in the hop's config like ``ssh`` would
+    (``config_file`` from ``-F`` replaces both the user and the system file; ``none``
+    means no file). Exactly one of ``forward`` (``-W``) and ``relay`` is set;
+    ``remote_command`` is the relay command as ssh sends it (words joined by spaces).
+
     ``user`` and ``port`` are the command line's effective values: OpenSSH takes the
     first of ``-l``/``user@``/``-o User`` and of ``-p``/``ssh://…:port``/``-o Port`` in
-    argument order. ``identity_files`` holds ``-i`` and ``-o IdentityFile`` values in
-    argument order and ``jump`` the ``-J`` or ``-o ProxyJump`` value; those options also
-    stay in ``options`` (see FOLDED_OPTIONS) and must not be applied twice. Flags
-    (``-A``/``-a``, ``-C``, ``-4``/``-6``, ``-q``) beat ``-o`` in OpenSSH whatever the order.
+    argument order (checked with ``ssh -G``); ``login_name`` is just the first ``-l``.
+    ``identity_files`` holds ``-i`` and ``-o IdentityFile`` values in argument order,
+    without repeats, and ``jump`` the ``-J`` or ``-o ProxyJump`` value; those options
+    also stay in ``options`` (see FOLDED_OPTIONS) and must not be applied twice.
+    Flags (``-A``/``-a``, ``-C``, ``-4``/``-6``, ``-q``) beat ``-o`` in OpenSSH whatever
+    the order; among repeated ``-o`` options the first wins, as in a config file.
+
+    Values are what the hop's ssh would receive: it would still expand ``~`` and its
+    own tokens (``%%h`` in the ProxyCommand reaches it as ``%h``) in identity files and
+    other option values, and skip ``-i`` files that do not exist, with a warning.
     """
 
     program: str
