@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 
 __all__ = [
     "ACCUMULATING",
+    "CHOICES",
+    "check_special",
     "KEYWORDS",
     "Kind",
     "canonical_keyword",
@@ -97,7 +99,7 @@ KEYWORDS: Mapping[str, str] = {
     "identityfile2": Kind.ACCUM,
     "identitiesonly": Kind.FLAG,
     "certificatefile": Kind.ACCUM,
-    "addkeystoagent": Kind.ARGS,
+    "addkeystoagent": Kind.ARGS,  # a choice or a time, "confirm TIME"
     "identityagent": Kind.STRING,
     "hostname": Kind.STRING,
     "hostkeyalias": Kind.STRING,
@@ -145,7 +147,7 @@ KEYWORDS: Mapping[str, str] = {
     "setenv": Kind.LIST,
     "controlpath": Kind.STRING,
     "controlmaster": Kind.CHOICE,
-    "controlpersist": Kind.STRING,
+    "controlpersist": Kind.STRING,  # a flag or a time
     "hashknownhosts": Kind.FLAG,
     "include": Kind.SPECIAL,
     "tunnel": Kind.CHOICE,
@@ -209,8 +211,15 @@ CHOICES: Mapping[str, Sequence[str]] = {
     "dsaauthentication": (*_YES_NO, "unbound", "host-bound"),
     "stricthostkeychecking": (*_YES_NO, "ask", "off", "accept-new"),
     "loglevel": (
-        "quiet", "fatal", "error", "info", "verbose",
-        "debug", "debug1", "debug2", "debug3",
+        "quiet",
+        "fatal",
+        "error",
+        "info",
+        "verbose",
+        "debug",
+        "debug1",
+        "debug2",
+        "debug3",
     ),
     "verifyhostkeydns": (*_YES_NO, "ask"),
     "addressfamily": ("inet", "inet6", "any"),
@@ -218,7 +227,7 @@ CHOICES: Mapping[str, Sequence[str]] = {
     "tunnel": (*_YES_NO, "point-to-point", "ethernet"),
     "requesttty": (*_YES_NO, "force", "auto"),
     "sessiontype": ("none", "subsystem", "default"),
-    "canonicalizehostname": (*_YES_NO, "always", "none"),
+    "canonicalizehostname": (*_YES_NO, "always"),
     "fingerprinthash": ("md5", "sha256"),
     "updatehostkeys": (*_YES_NO, "ask"),
 }
@@ -274,3 +283,107 @@ def parse_time(value: str) -> int | None:
             return None
         pos = part.end()
     return total
+
+
+_IPQOS = frozenset(
+    ["af11", "af12", "af13", "af21", "af22", "af23", "af31", "af32", "af33", "af41", "af42",
+     "af43", "cs0", "cs1", "cs2", "cs3", "cs4", "cs5", "cs6", "cs7", "ef", "le", "lowdelay",
+     "throughput", "reliability", "none"]
+)  # fmt: skip
+
+
+def _ipqos(value: str) -> bool:
+    """Tell whether an IPQoS word is a known name or a number 0..255."""
+    if value.lower() in _IPQOS:
+        return True
+    try:
+        return 0 <= int(value, 0) <= 255
+    except ValueError:
+        return False
+
+
+def _add_keys_to_agent(args: Sequence[str]) -> str | None:
+    """AddKeysToAgent: yes/no/ask/confirm, a time, or ``confirm TIME``."""
+    first = args[0].lower()
+    if len(args) > 2:
+        return "keyword addkeystoagent extra arguments at end of line"
+    if first == "confirm" and len(args) == 2:
+        return None if parse_time(args[1]) is not None else "invalid time value."
+    if len(args) == 1 and (first in (*_YES_NO, "ask", "confirm") or parse_time(first) is not None):
+        return None
+    return "unsupported option"
+
+
+def _escape_char(args: Sequence[str]) -> str | None:
+    """EscapeChar: one character, ``^X``, or ``none``."""
+    arg = args[0]
+    ok = len(arg) == 1 or arg == "none" or (len(arg) == 2 and arg[0] == "^")
+    return None if ok else "Bad escape character."
+
+
+def _forward(keyword: str, args: Sequence[str]) -> str | None:
+    """Local/RemoteForward: a listen spec and a target; RemoteForward alone is dynamic."""
+    if len(args) == 1:
+        if keyword == "localforward":
+            return "Missing target argument."
+        return None if args[0].rsplit(":", 1)[-1].isdigit() else "Bad forwarding specification."
+    if len(args) > 2:
+        return f"keyword {keyword} extra arguments at end of line"
+    target = args[1]
+    return None if (":" in target or "/" in target) else "Bad forwarding specification."
+
+
+def _permit_remote_open(args: Sequence[str]) -> str | None:
+    """PermitRemoteOpen: ``any``/``none`` alone, else host:port items."""
+    lowered = [a.lower() for a in args]
+    if any(a in ("any", "none") for a in lowered):
+        return (
+            None
+            if len(args) == 1
+            else (f'keyword permitremoteopen "{args[0]}" argument must appear alone.')
+        )
+    ok = all(":" in a and a.rsplit(":", 1)[1] not in ("",) for a in args)
+    return None if ok else "bad port number in permitremoteopen"
+
+
+def _octal_mask(args: Sequence[str]) -> str | None:
+    """StreamLocalBindMask: an octal mask up to 0777."""
+    try:
+        return None if 0 <= int(args[0], 8) <= 0o777 else "Bad mask."
+    except ValueError:
+        return "Bad mask."
+
+
+def check_special(keyword: str, args: Sequence[str]) -> str | None:
+    """Check keyword-specific argument syntax; an error message, or None if fine."""
+    if keyword == "addkeystoagent":
+        return _add_keys_to_agent(args)
+    if keyword == "escapechar":
+        return _escape_char(args)
+    if keyword in ("localforward", "remoteforward"):
+        return _forward(keyword, args)
+    if keyword == "permitremoteopen":
+        return _permit_remote_open(args)
+    if keyword == "streamlocalbindmask":
+        return _octal_mask(args)
+    if keyword == "controlpersist":
+        ok = parse_bool(args[0]) is not None or parse_time(args[0]) is not None
+        return None if ok else "Bad ControlPersist argument."
+    if keyword == "ipqos":
+        if len(args) > 2:
+            return "keyword ipqos extra arguments at end of line"
+        bad = next((a for a in args if not _ipqos(a)), None)
+        return None if bad is None else f"Bad IPQoS value: {bad}"
+    if keyword == "rekeylimit" and len(args) > 2:
+        return "keyword rekeylimit extra arguments at end of line"
+    if keyword == "setenv" and any("=" not in a for a in args):
+        return "Invalid SetEnv."
+    if keyword == "channeltimeout":
+        ok = [a.lower() for a in args] == ["none"] or all(
+            "=" in a and parse_time(a.split("=", 1)[1]) is not None for a in args
+        )
+        return None if ok else f"invalid channel timeout {args[0]}"
+    if keyword == "canonicalizepermittedcnames":
+        bad = next((a for a in args if ":" not in a), None)
+        return None if bad is None else f'Invalid permitted CNAME "{bad}"'
+    return None

@@ -22,12 +22,13 @@ from paraproxy._keywords import (
     KEYWORDS,
     Kind,
     canonical_keyword,
+    check_special,
     parse_port,
     parse_time,
 )
 from paraproxy._match import MatchContext, evaluate_match
 from paraproxy._pattern import host_line_matches, match_pattern_list
-from paraproxy._tokens import TOKENS_BY_KEYWORD, expand_tokens
+from paraproxy._tokens import TOKENS_BY_KEYWORD, connection_hash, expand_tokens
 from paraproxy.errors import ConfigError
 
 __all__ = ["COMMAND_LINE", "MAX_DEPTH", "Reader", "Source"]
@@ -175,7 +176,8 @@ class Reader:
         """Token values for Match exec: %h is the Match host, %k the alias or that host."""
         tokens = self.token_values()
         tokens["h"] = self._match_host()
-        tokens["k"] = (self.first("hostkeyalias") or tokens["h"]).lower()
+        tokens["k"] = self.first("hostkeyalias") or tokens["h"]  # not lowercased yet
+        tokens["C"] = connection_hash(tokens)
         return tokens
 
     # -- Include ---------------------------------------------------------------
@@ -275,9 +277,11 @@ def _check_args(
     if kind in _SINGLE_ARG and len(args) > 1:
         raise ConfigError(f"keyword {keyword} extra arguments at end of line", *where)
     _check_value(keyword, kind, args[0], where)
+    problem = check_special(keyword, args)
+    if problem is not None:
+        raise ConfigError(problem, *where)
     if kind == Kind.FORWARD:
-        limit = 1 if keyword == "dynamicforward" else 2
-        if len(args) > limit:
+        if keyword == "dynamicforward" and len(args) > 1:
             raise ConfigError(f"keyword {keyword} extra arguments at end of line", *where)
         return [" ".join(args)]
     if kind == Kind.ARGS:

@@ -9,6 +9,7 @@ unknown token or a trailing ``%`` is an error, and so is an unset ``${VAR}``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import unicodedata
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ __all__ = [
     "ENV_KEYWORDS",
     "TOKENS_BY_KEYWORD",
     "check_caller_names",
+    "connection_hash",
     "expand_env",
     "expand_tokens",
     "valid_hostname",
@@ -76,6 +78,12 @@ ENV_KEYWORDS = frozenset(
         "userknownhostsfile",
     }
 )
+
+
+def connection_hash(values: Mapping[str, str]) -> str:
+    """``%C``: hex SHA-1 of ``%l%h%p%r%j``, as OpenSSH 9.6+ computes it."""
+    text = values["l"] + values["h"] + values["p"] + values["r"] + values["j"]
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _is_control(char: str) -> bool:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
-import hashlib
 import logging
 import os
 import socket
@@ -56,6 +55,7 @@ from paraproxy._tokens import (
     ENV_KEYWORDS,
     TOKENS_BY_KEYWORD,
     check_caller_names,
+    connection_hash,
     expand_tokens,
     valid_ruser,
 )
@@ -225,7 +225,7 @@ def _read_files(reader: Reader, config_files: Sequence[str] | None) -> None:
 def _canonicalize(reader: Reader) -> bool:
     """Tell whether CanonicalizeHostname asks for the second pass."""
     value = reader.first("canonicalizehostname")
-    return value is not None and value.lower() not in ("no", "false", "none")
+    return value is not None and value.lower() not in ("no", "false")
 
 
 def _final_pass(reader: Reader, host: str, config_files: Sequence[str] | None) -> None:
@@ -294,14 +294,8 @@ def _token_values(reader: Reader, local: Mapping[str, str]) -> dict[str, str]:
         k=(reader.first("hostkeyalias") or reader.host_arg).lower()
         if reader.first("hostkeyalias") else reader.host_arg,
     )  # fmt: skip
-    values["C"] = _connection_hash(values)
+    values["C"] = connection_hash(values)
     return values
-
-
-def _connection_hash(values: Mapping[str, str]) -> str:
-    """%C: SHA-1 of %l%h%p%r%j, as OpenSSH 9.6+ computes it."""
-    text = values["l"] + values["h"] + values["p"] + values["r"] + values["j"]
-    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _finish(reader: Reader) -> HostConfig:

@@ -260,3 +260,29 @@ def test_generated_configs_match_ssh(
     path.write_text(text)
     home = Path(os.environ["HOME"])
     assert ours(path, host, user, port) == ssh_g(path, host, user, port, home), text
+
+
+# -- every keyword, alone --------------------------------------------------------------
+
+#: Keywords newer than the 9.2 oracle: paraproxy must accept them where 9.2 cannot.
+NEWER_THAN_ORACLE = (
+    "channeltimeout", "obscurekeystroketiming", "refuseconnection", "warnweakcrypto",
+    "versionaddendum", "tag",
+)  # fmt: skip
+
+
+def test_every_keyword_accepted_or_refused_like_ssh(corpus: Path) -> None:
+    """Each line of keyword_lines.txt alone: both accept it or both refuse it."""
+    home = Path(os.environ["HOME"])
+    path = corpus / "one-line.conf"
+    mismatches = []
+    for line in (CORPUS / "keyword_lines.txt").read_text().splitlines()[1:]:
+        path.write_text(line + "\n")
+        ok_ours = ours(path, "h", None, None) is not None
+        if line.split()[0].lower() in NEWER_THAN_ORACLE:
+            ok_ssh = not line.lower().endswith((" bogus", " extra"))
+        else:
+            ok_ssh = ssh_g(path, "h", None, None, home) is not None
+        if ok_ours != ok_ssh:
+            mismatches.append(f"{line!r}: ssh {'accepts' if ok_ssh else 'refuses'}")
+    assert not mismatches, "\n".join(mismatches)
