@@ -100,6 +100,27 @@ class SshCommand:
     relay: Relay | None = None
     expanded_tilde: bool = False
 
+    def as_options(self) -> tuple[tuple[str, str], ...]:
+        """The command line as config options in ssh's precedence, for a first-wins reader."""
+        out: list[tuple[str, str]] = []
+        if self.user is not None:
+            out.append(("User", self.user))
+        if self.port is not None:
+            out.append(("Port", str(self.port)))
+        # Flags overwrite ssh's options whatever the order, so they go before any -o.
+        if self.forward_agent is not None:
+            out.append(("ForwardAgent", "yes" if self.forward_agent else "no"))
+        if "C" in self.flags:
+            out.append(("Compression", "yes"))
+        if "4" in self.flags or "6" in self.flags:
+            out.append(("AddressFamily", "inet" if "4" in self.flags else "inet6"))
+        if self.jump is not None:
+            out.append(("ProxyJump", self.jump))
+        # IdentityFile accumulates rather than first-wins; these keep argument order.
+        out.extend(("IdentityFile", path) for path in self.identity_files)
+        out.extend(item for item in self.options if item[0].lower() not in FOLDED_OPTIONS)
+        return tuple(out)
+
 
 @dataclass(frozen=True)
 class NotRecognised:

@@ -633,6 +633,28 @@ def test_results_are_frozen() -> None:
         NotRecognised("x").reason = "y"  # type: ignore[misc]
 
 
+def test_as_options_puts_command_line_precedence_first() -> None:
+    result = recognised(
+        "ssh -o ForwardAgent=no -o Compression=no -o AddressFamily=inet6 -i /a "
+        "-o IdentityFile=/b -A -C -4 -o User=ou -l lu -p 7 -J j -o HostName=real b -W x:1"
+    )
+    assert result.as_options() == (
+        ("User", "ou"),
+        ("Port", "7"),
+        ("ForwardAgent", "yes"),
+        ("Compression", "yes"),
+        ("AddressFamily", "inet"),
+        ("ProxyJump", "j"),
+        ("IdentityFile", "/a"),
+        ("IdentityFile", "/b"),
+        ("ForwardAgent", "no"),
+        ("Compression", "no"),
+        ("AddressFamily", "inet6"),
+        ("HostName", "real"),
+    )
+    assert recognised("ssh b -W x:1").as_options() == ()
+
+
 def test_option_tables() -> None:
     assert FOLDED_OPTIONS <= HONOURED_OPTIONS
     assert not set(IGNORABLE_OPTIONS) & HONOURED_OPTIONS
@@ -849,6 +871,22 @@ def _assert_same(result: SshCommand, config: dict[str, list[str]]) -> None:
     assert config["compression"] == ["yes" if compression else "no"]
     family = "inet" if "4" in result.flags else "inet6" if "6" in result.flags else "any"
     assert config["addressfamily"] == [family]
+    # The same through as_options(), read first-wins as a config file is.
+    applied: dict[str, str] = {}
+    identities: list[str] = []
+    for key, value in result.as_options():
+        if key.lower() == "identityfile":
+            identities.append(value)
+        applied.setdefault(key.lower(), value)
+    assert identities == list(result.identity_files)
+    assert config["user"] == [applied.get("user", LOCAL_USER)]
+    assert config["port"] == [applied.get("port", "22")]
+    assert config["hostname"] == [applied.get("hostname", result.host)]
+    assert config["forwardagent"] == [applied.get("forwardagent", "no")]
+    assert config["compression"] == [applied.get("compression", "no")]
+    assert config["addressfamily"] == [applied.get("addressfamily", "any")]
+    if "proxyjump" in applied:
+        assert parse_proxy_jump(config["proxyjump"][0]) == parse_proxy_jump(applied["proxyjump"])
 
 
 ORACLE_REFUSES: list[str] = [
