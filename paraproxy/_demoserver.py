@@ -375,6 +375,8 @@ class _Connection:
             log.exception("%s-conn%d failed", self.label, self.number)
         finally:
             self.close()
+            if self._transport is not None:
+                self._transport.close()  # usually a no-op: the thread has ended
             self.record("CLOSE", "connection closed")
             self.server._forget(self.number)
 
@@ -470,7 +472,10 @@ class _Connection:
         if sock is not None:
             sock.close()
         if transport is not None:
-            transport.close()
+            # Wake the transport thread with an EOF rather than closing its socket under
+            # it: it then ends (and closes the socket) by itself, without an error.
+            with contextlib.suppress(OSError):
+                transport.sock.shutdown(socket.SHUT_RDWR)
 
     def join(self, deadline: float) -> None:
         """Join the connection's threads (own, transport, workers) until ``deadline``."""
