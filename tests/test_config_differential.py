@@ -194,7 +194,7 @@ def test_errors_refused_by_both(corpus: Path, name: str) -> None:
 
 # -- generated configs ------------------------------------------------------------
 
-_NAMES = ("alpha", "beta", "Alpha", "web1", "web12", "db.internal", "x")
+_NAMES = ("alpha", "beta", "Alpha", "web1", "web12", "db.internal", "x", "real1")
 _PATTERNS = st.sampled_from(
     ["alpha", "beta", "Alpha", "*", "web?", "web*", "!beta", "!web1", "*.internal", "a*a",
      "web[12]", "?eta", "x"]
@@ -228,20 +228,53 @@ def _value_line(draw: st.DrawFn) -> str:
     return f"    {keyword}{sep}{value}{comment}"
 
 
+_CRITERION = st.sampled_from(
+    ["host", "Host", "originalhost", "user", "localuser", "HOST="]
+).flatmap(
+    lambda name: st.tuples(
+        st.just(name),
+        st.sampled_from(["alpha", "*.internal", "web?,!web1", "ALPHA", "bob", "root", "*",
+                         "!x", "real*", "alpha.example.com"]),
+    )
+)  # fmt: skip
+
+
+@st.composite
+def _match_line(draw: st.DrawFn) -> str:
+    """A Match line: criteria (maybe negated, maybe key=value), or all/final/canonical."""
+    head = draw(st.sampled_from(["", "", "final ", "canonical ", "!final "]))
+    if draw(st.integers(0, 6)) == 0:
+        return "Match " + head + "all"
+    parts = []
+    for name, value in draw(st.lists(_CRITERION, min_size=1, max_size=3)):
+        neg = "!" if draw(st.integers(0, 3)) == 0 else ""
+        parts.append(f"{neg}{name}{value}" if name.endswith("=") else f"{neg}{name} {value}")
+    if draw(st.integers(0, 5)) == 0:
+        parts.append(draw(st.sampled_from(['exec "test %h = alpha"', "exec false", "!exec true"])))
+    return "Match " + head + " ".join(parts)
+
+
+def _block(draw: st.DrawFn) -> list[str]:
+    """A Host or Match header followed by value lines."""
+    if draw(st.integers(0, 4)) == 0:
+        lines = [draw(_match_line())]
+    else:
+        patterns = draw(st.lists(_PATTERNS, min_size=1, max_size=3))
+        lines = [draw(st.sampled_from(["Host", "host", "HOST"])) + " " + " ".join(patterns)]
+    lines += [_value_line(draw) for _ in range(draw(st.integers(0, 4)))]
+    if draw(st.integers(0, 5)) == 0:
+        lines.append("# a comment line")
+    return lines
+
+
 @st.composite
 def configs(draw: st.DrawFn) -> str:
-    """A config of Host blocks (and sometimes Match final) with value lines."""
+    """A config of Host/Match blocks with value lines, sometimes an @INC@ include."""
     lines = [f"Port {draw(st.integers(1, 65535))}"] if draw(st.booleans()) else []
     for _ in range(draw(st.integers(1, 5))):
-        if draw(st.integers(0, 9)) == 0:
-            lines.append(draw(st.sampled_from(["Match final host alpha", "Match all",
-                                               "Match originalhost web*"])))  # fmt: skip
-        else:
-            patterns = draw(st.lists(_PATTERNS, min_size=1, max_size=3))
-            lines.append(draw(st.sampled_from(["Host", "host", "HOST"])) + " " + " ".join(patterns))
-        lines += [_value_line(draw) for _ in range(draw(st.integers(0, 4)))]
-        if draw(st.integers(0, 5)) == 0:
-            lines.append("# a comment line")
+        lines += _block(draw)
+        if draw(st.integers(0, 8)) == 0:
+            lines.append("    Include @INC@")
     return "\n".join(lines) + "\n"
 
 
@@ -257,7 +290,11 @@ def test_generated_configs_match_ssh(
 ) -> None:
     """Hypothesis-generated configs resolve as ssh -G resolves them."""
     path = corpus / "generated.conf"
-    path.write_text(text)
+    included = corpus / "included.conf"
+    included.write_text(
+        "Host alpha web*\n  User from-include\n  Port 2424\nHost *\n  HostName %h.inc\n"
+    )
+    path.write_text(text.replace("@INC@", str(included)))
     home = Path(os.environ["HOME"])
     assert ours(path, host, user, port) == ssh_g(path, host, user, port, home), text
 
