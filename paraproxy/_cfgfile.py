@@ -163,33 +163,31 @@ def _cached(key: tuple[str, int, int, int, int], fd: int, path: str) -> tuple[Li
     return lines
 
 
-def _refuse_non_regular(path: str) -> None:
-    """Refuse a FIFO, device or directory before opening it (opening a FIFO blocks)."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError("not a regular file; refused", path)
-
-
 def read_config(path: str, *, check_perm: bool, regular_only: bool) -> tuple[Line, ...] | None:
     """Read and tokenize ``path``; None if it does not exist.
 
     :param check_perm: apply OpenSSH's owner/mode check (user file, includes).
-    :param regular_only: refuse anything but a regular file (includes).
+    :param regular_only: refuse anything but a regular file or a directory
+        (read as empty, as OpenSSH does), for includes.
     :raises ConfigError: bad permissions, a refused file type, or a file > 16 MiB.
     """
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
     if regular_only:
-        _refuse_non_regular(path)
+        # Opening a FIFO for reading blocks until a writer comes; O_NONBLOCK
+        # returns at once so that fstat() can refuse it.
+        flags |= getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return None
         raise ConfigError(f"Can't open config file: {exc.strerror}", path) from None
     try:
         info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            # OpenSSH opens a directory and reads nothing from it: an empty file.
+            logger.debug("%s is a directory; nothing to read", path)
+            return ()
         if regular_only and not stat.S_ISREG(info.st_mode):
             raise ConfigError("not a regular file; refused", path)
         if check_perm:

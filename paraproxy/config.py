@@ -46,6 +46,7 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from paraproxy._cfgfile import Line
 from paraproxy._jumpspec import parse_proxy_jump
@@ -309,7 +310,8 @@ def _finish(reader: Reader) -> HostConfig:
     origins = {k: v[0] for k, v in reader.origins.items() if v}
     hc = HostConfig(
         host=reader.host_arg, hostname=tokens["h"], port=int(tokens["p"]), user=tokens["r"],
-        values=values, origins=origins, token_values=tokens,
+        values=MappingProxyType(values), origins=MappingProxyType(origins),
+        token_values=MappingProxyType(tokens),
         proxy_command=_proxy_command(reader), proxy_jump=tokens["j"] or None,
         identity_files=(), user_known_hosts_files=(), global_known_hosts_files=(),
         host_key_alias=tokens["k"] if reader.first("hostkeyalias") else None,

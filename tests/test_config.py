@@ -277,10 +277,13 @@ def test_include_refuses_non_regular_and_big_files(home: Path, tmp_path: Path) -
     big = tmp_path / "big"
     with open(big, "wb") as fh:
         fh.truncate(16 * 1024 * 1024 + 1)
-    for target in (fifo, Path("/dev/zero"), tmp_path):
+    for target in (fifo, Path("/dev/zero")):
         path = write(home / "cfg", f"Include {target}\n")
         with pytest.raises(ConfigError, match="not a regular file"):
             resolve(path, "h")
+    (tmp_path / "dir.d").mkdir()
+    path = write(home / "cfg", f"Include {tmp_path}/dir*\nPort 2\n")
+    assert resolve(path, "h").port == 2  # a directory reads as empty, as in OpenSSH
     path = write(home / "cfg", f"Include {big}\n")
     with pytest.raises(ConfigError, match="larger than"):
         resolve(path, "h")
