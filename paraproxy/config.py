@@ -3,7 +3,9 @@
 :func:`resolve` reads the files at every call (a parse cache keyed on each
 file's identity and mtime keeps that cheap) and returns a frozen
 :class:`HostConfig`.  It opens no sockets and makes no DNS queries; the only
-child process is a ``Match exec`` command.
+child process is a ``Match exec`` command.  The target behaviour is OpenSSH
+10.x's; ``tests/test_config_differential.py`` proves it against ``ssh -G`` of
+OpenSSH 9.2p1 wherever the two agree.
 
 Departures from OpenSSH
 -----------------------
@@ -16,14 +18,20 @@ Departures from OpenSSH
 * ``Match exec`` is bounded by ``exec_timeout`` (OpenSSH waits forever); a
   timeout is a :class:`~paraproxy.errors.ConfigError`.  It is not run inside
   an ``Include`` read from a block that can never match (OpenSSH runs it for
-  nothing).
+  nothing and ignores the result).
 * ``Match command`` and ``Match sessiontype`` are known but never true (the
-  remote command is not known when ``connect()`` resolves);  ``Match version``
+  remote command is not known when ``connect()`` resolves); ``Match version``
   compares with ``OpenSSH_10.5``.
-* ``Match localnetwork`` reads interface addresses from Linux ``/proc/net``;
-  elsewhere it never matches.
-* Included files must be regular files of at most 16 MiB (libssh's
-  CVE-2026-0965 fix); top-level files are capped at 16 MiB too.
+* ``Match localnetwork`` reads interface addresses from Linux ``/proc/net``
+  (``fib_trie``, ``if_inet6``); elsewhere it never matches.
+* Match arguments are split like other lines (OpenSSH 10.x), so single quotes
+  group words too; OpenSSH 9.2 honoured double quotes only there.
+* Included files must be regular files (or directories, which read as empty,
+  as in OpenSSH) of at most 16 MiB (libssh's CVE-2026-0965 fix); a FIFO or
+  device is refused.  Top-level files may be pipes (``-F /dev/stdin``) but are
+  capped at 16 MiB too.
+* The first bad line raises; OpenSSH reports every bad line, then
+  ``terminating, N bad configuration options``.
 * Values of keywords paraproxy does not use are checked for their argument
   count and simple syntax only (a bad cipher list is not detected).
 * Caller-supplied names are validated with OpenSSH HEAD's rules plus 10.6's
@@ -32,9 +40,23 @@ Departures from OpenSSH
   ProxyJump value as ssh_config(5) documents it.
 * ``User`` from a file gets tokens and ``${ENV}`` expanded (OpenSSH 10.0+)
   and an expanded user is validated (10.1+); command-line users are not
-  expanded.
+  expanded.  ``Include`` takes tokens and ``${ENV}`` (9.9+).
+* ``ProxyJump none # comment`` means ``none`` (OpenSSH 9.2 then jumps via a
+  host called "none"); the grammar is :mod:`paraproxy._jumpspec`'s.
 * Several files in ``config_files`` are all read, in order, each like
-  ``ssh -F`` (OpenSSH takes only the last ``-F``).
+  ``ssh -F`` (OpenSSH takes only the last ``-F``).  ``options`` come first,
+  then ``user``/``port``: like ``ssh -o ... -l ... -p ...``.
+
+Keywords resolved for paraproxy
+-------------------------------
+HostName (``%h``, lowercased unless an address), Port, User, ProxyCommand
+(raw; expand with :meth:`HostConfig.expand`), ProxyJump (raw, syntax-checked),
+IdentityFile (``~``, tokens, ``${ENV}`` expanded), IdentitiesOnly,
+HostKeyAlias (lowercased), UserKnownHostsFile (expanded),
+GlobalKnownHostsFile (verbatim, as OpenSSH uses it), ConnectTimeout,
+ForwardAgent.  Every other keyword of OpenSSH up to 10.x is parsed, checked
+and kept in :attr:`HostConfig.values`; an unknown one is an error unless
+``IgnoreUnknown`` covers it.  The table is :data:`paraproxy._keywords.KEYWORDS`.
 """
 
 from __future__ import annotations
