@@ -28,7 +28,7 @@ from typing import Callable, Union
 
 from paraproxy import config as _config
 from paraproxy._jumpspec import JumpHost, parse_proxy_jump
-from paraproxy._sshcmd import NotRecognised, Relay, SshCommand, parse_relay, parse_ssh_command
+from paraproxy._sshcmd import NotRecognised, Relay, SshCommand, parse_ssh_command
 from paraproxy.errors import ChainError, ConfigError
 
 __all__ = [
@@ -226,7 +226,7 @@ class _Planner:
         parsed = parse_ssh_command(raw, lambda word: hc.expand(word, "proxycommand"))
         if isinstance(parsed, NotRecognised):
             command = hc.expand(raw, "proxycommand")
-            if parsed.reason != "not an ssh command":
+            if not parsed.reason.startswith("not an ssh command"):
                 note = f"{hc.host}: running ProxyCommand as a process: {parsed.reason}"
                 self.notes.append(note)
                 logger.debug("plan: %s", note)
@@ -238,20 +238,13 @@ class _Planner:
         return hops
 
     def _resolve_ssh_hop(self, cmd: SshCommand) -> _config.HostConfig:
-        """Resolve HOP of ``ssh [opts] HOP ...`` with its command-line options on top."""
-        options: list[tuple[str, str]] = list(cmd.options)
-        options.extend(("IdentityFile", path) for path in cmd.identity_files)
-        if cmd.jump is not None:
-            options.append(("ProxyJump", cmd.jump))
-        if cmd.forward_agent is not None:
-            options.append(("ForwardAgent", "yes" if cmd.forward_agent else "no"))
-        files = [cmd.config_file] if cmd.config_file else None
+        """Resolve HOP of ``ssh [opts] HOP ...``; its command line beats its config."""
         return self.resolve(
             cmd.host,
-            user=cmd.user if cmd.user is not None else cmd.login_name,
+            user=cmd.user,
             port=cmd.port,
-            config_files=files,
-            options=options,
+            config_files=[cmd.config_file] if cmd.config_file else None,
+            options=cmd.as_options(),
             check_names=False,
         )
 
@@ -261,7 +254,7 @@ def _link_via(cmd: SshCommand, hop_hc: _config.HostConfig) -> Via:
     if cmd.forward is not None:
         return Forward(*cmd.forward)
     assert cmd.remote_command is not None
-    return Exec(cmd.remote_command, parse_relay(cmd.remote_command), hop_hc.forward_agent)
+    return Exec(cmd.remote_command, cmd.relay, hop_hc.forward_agent)
 
 
 def _parse_jump(value: str, hc: _config.HostConfig) -> tuple[JumpHost, ...]:

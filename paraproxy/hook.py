@@ -41,7 +41,7 @@ from paraproxy._tokens import check_caller_names
 from paraproxy.errors import ParaproxyError, ParaproxyWarning
 from paraproxy.jump import Chain, HopOptions, host_key_name
 
-__all__ = ["install", "is_installed", "uninstall"]
+__all__ = ["chain_of", "install", "is_installed", "uninstall"]
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +153,19 @@ def _wrap_close(original: Callable[..., None]) -> Any:
 
     setattr(close, _MARK, True)
     return close
+
+
+def chain_of(client: paramiko.SSHClient) -> Chain | None:
+    """The chain paraproxy built for ``client``'s connection, or ``None`` (for inspection).
+
+    .. versionadded:: 2.0
+    """
+    finalizer = client.__dict__.get(_CHAIN_ATTR)
+    info = finalizer.peek() if finalizer is not None else None
+    if info is None:
+        return None
+    close = info[1]
+    return getattr(close, "__self__", None)
 
 
 def _close_chain(client: paramiko.SSHClient) -> None:
