@@ -391,6 +391,9 @@ class _Connection:
             transport = paramiko.Transport(sock)
             self._transport = transport
         transport.name = f"{self.label}-transport{self.number}"
+        # Our logger, not paramiko.transport: a client hanging up logs an "error" there, and
+        # the server side must be told apart from the client side in a test's log.
+        transport.set_log_channel(f"{__name__}.transport")
         transport.add_server_key(self.server.host_key)
         try:
             transport.start_server(server=_Interface(self))
@@ -416,7 +419,8 @@ class _Connection:
         """Record the successful authentication once, when the first channel shows it held."""
         if not self._auth_recorded and self.user is not None:
             self._auth_recorded = True
-            self.record("SSHAUTH", f"{self.auth_method} as {self.user}")
+            client = self._transport.remote_version if self._transport else "?"
+            self.record("SSHAUTH", f"{self.user} by {self.auth_method} ({client})")
 
     def add_pending(self, channel_id: int, sock: socket.socket, target: str) -> bool:
         """Keep the socket of an accepted direct-tcpip request until its channel shows up."""
@@ -848,7 +852,7 @@ class _Interface(paramiko.ServerInterface):
         """Accept an authorized key for any user (paramiko checks the signature itself)."""
         wanted = (key.get_name(), key.asbytes())
         if any((k.get_name(), k.asbytes()) == wanted for k in self.server.authorized_keys):
-            self._accepted(username, f"publickey {key.get_name()} {key.fingerprint}")
+            self._accepted(username, f"publickey {key.get_name()}")
             return AUTH_SUCCESSFUL
         self.connection.record("AUTHFAIL", f"publickey {key.fingerprint} for {username}")
         return AUTH_FAILED

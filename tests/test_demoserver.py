@@ -16,6 +16,7 @@ import paramiko
 import pytest
 from paramiko.hostkeys import HostKeyEntry
 
+from paraproxy import demo
 from paraproxy._demoserver import DemoServer, new_ed25519_key, parse_relay_command
 
 
@@ -426,3 +427,45 @@ def test_context_manager_closes(key):
         assert repr(server).endswith("open>")
     assert repr(server).endswith("closed>")
     server.close()
+
+
+# -- the demo ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("hops", "target"), [(1, "gatekeeper"), (3, "mayu.kamakura")])
+def test_demo_reaches_the_target(capsys, hops, target):
+    environ = dict(os.environ)
+    assert demo.main(["--quiet", "--hops", str(hops)]) == 0
+    out = capsys.readouterr().out
+    assert f"$ hostname        # on {target}\n{target}\n" in out
+    assert f"{target} was reached through" in out
+    if hops == 3:
+        assert "EXEC nc -w1 yuka 22" in out
+        assert "no ssh was spawned" in out
+    assert dict(os.environ) == environ  # the demo's environment was undone
+
+
+def test_demo_as_a_program_shows_the_steps():
+    result = subprocess.run(
+        [sys.executable, "-m", "paraproxy.demo"], capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"mayu.kamakura\n" in result.stdout
+    assert b"EXEC 'nc -w1 yuka 22'" in result.stderr  # paraproxy's verbose log
+
+
+def test_demo_failure_is_reported(capsys, monkeypatch):
+    # A client key no server accepts: the first hop refuses it.
+    real_start = demo._start_servers
+
+    def start_then_forget_key(stack, workdir):
+        servers = real_start(stack, workdir)
+        for server in servers.values():
+            server.authorized_keys.clear()
+        return servers
+
+    monkeypatch.setattr(demo, "_start_servers", start_then_forget_key)
+    assert demo.main(["--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "paraproxy demo failed:" in err
+    assert "authentication failed" in err.lower()
