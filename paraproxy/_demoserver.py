@@ -437,7 +437,7 @@ class _Connection:
             if self._closing:
                 job.abandon()
                 return False
-            worker = _Worker(self, f"{self.label}-{label}", job)
+            worker = _Worker(self, f"{self.label}-conn{self.number}-{label}", job)
             self._workers.add(worker)
         worker.thread.start()
         return True
