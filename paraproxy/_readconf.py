@@ -212,7 +212,7 @@ class Reader:
             raise ConfigError(f"bad include path {arg}.", *where)
         # Tokens and ${ENV} are accepted since OpenSSH 9.9.
         arg = expand_tokens(
-            arg, self.token_values(), TOKENS_BY_KEYWORD["include"], keyword="include",
+            arg, self._exec_tokens(), TOKENS_BY_KEYWORD["include"], keyword="include",
             environ=self.environ, path=where[0], line=where[1],
         )  # fmt: skip
         if arg.startswith("~"):

@@ -36,8 +36,11 @@ Departures from OpenSSH
   count and simple syntax only (a bad cipher list is not detected).
 * Caller-supplied names are validated with OpenSSH HEAD's rules plus 10.6's
   ban on ``$`` and ``\\`` in user names, and the empty host name is refused.
-* ``%C`` hashes ``%l%h%p%r%j`` (OpenSSH 9.6+), and ``%j`` is the whole
-  ProxyJump value as ssh_config(5) documents it.
+* Not a departure, but unlike ssh_config(5)'s wording: ``%j`` is the host of
+  the last ProxyJump hop (``options.jump_host`` in ssh.c), and ``%C`` hashes
+  ``%l%h%p%r%j`` (OpenSSH 9.6+; 9.2 hashed ``%l%h%p%r``).
+* Command-line ``ProxyJump`` options (``options=``) have their hosts and users
+  validated when ``check_names`` is true (OpenSSH 10.3+).
 * ``User`` from a file gets tokens and ``${ENV}`` expanded (OpenSSH 10.0+)
   and an expanded user is validated (10.1+); command-line users are not
   expanded.  ``Include`` takes tokens and ``${ENV}`` (9.9+).
@@ -218,7 +221,10 @@ def _apply_command_line(
     source = Source(COMMAND_LINE, user_conf=True)
     state = [True]
     for key, value in options:
-        reader.process(source, option_line(key, value), state)
+        line = option_line(key, value)
+        reader.process(source, line, state)
+        if check_names and line.keyword == "proxyjump":
+            _check_jump_names(value)
     option_user = reader.first("user")
     if check_names and option_user is not None and not valid_ruser(option_user):
         raise InvalidNameError("user", option_user)
@@ -226,6 +232,12 @@ def _apply_command_line(
         reader.process(source, Line(0, "user", user, (user,)), state)
     if port is not None:
         reader.process(source, Line(0, "port", str(port), (str(port),)), state)
+
+
+def _check_jump_names(value: str) -> None:
+    """Validate command-line ProxyJump hosts and users (OpenSSH 10.3+, commit 0a0ef4515)."""
+    for hop in parse_proxy_jump(value) or ():
+        check_caller_names(hop.host, hop.user)
 
 
 def _file_sources(config_files: Sequence[str] | None) -> list[tuple[Source, bool, bool]]:
@@ -306,10 +318,18 @@ def _port(reader: Reader) -> int:
     return (parse_port(raw) or 22) if raw is not None else 22
 
 
+def _jump_host(spec: str | None) -> str:
+    """%j: the host of the last ProxyJump hop, as ``options.jump_host`` in ssh.c."""
+    if spec is None or spec == "none":
+        return ""
+    hops = parse_proxy_jump(spec)
+    return hops[-1].host if hops else ""
+
+
 def _token_values(reader: Reader, local: Mapping[str, str]) -> dict[str, str]:
     """Token values from the state so far (used while parsing, and at the end)."""
     hostname = reader.final_host if reader.final_host else _effective_hostname(reader)
-    jump = reader.jump_host if reader.jump_host not in (None, "none") else ""
+    jump = _jump_host(reader.jump_host)
     values = dict(local)
     values.update(
         h=hostname, n=reader.host_arg, p=str(_port(reader)),
@@ -334,7 +354,8 @@ def _finish(reader: Reader) -> HostConfig:
         host=reader.host_arg, hostname=tokens["h"], port=int(tokens["p"]), user=tokens["r"],
         values=MappingProxyType(values), origins=MappingProxyType(origins),
         token_values=MappingProxyType(tokens),
-        proxy_command=_proxy_command(reader), proxy_jump=tokens["j"] or None,
+        proxy_command=_proxy_command(reader),
+        proxy_jump=reader.jump_host if reader.jump_host != "none" else None,
         identity_files=(), user_known_hosts_files=(), global_known_hosts_files=(),
         host_key_alias=tokens["k"] if reader.first("hostkeyalias") else None,
         connect_timeout=_connect_timeout(reader.first("connecttimeout")),
@@ -356,7 +377,8 @@ def _effective_user(reader: Reader) -> str | None:
         raw, tokens, TOKENS_BY_KEYWORD["user"], keyword="user", environ=reader.environ,
         path=where[0], line=where[1],
     )  # fmt: skip
-    if not valid_ruser(expanded):
+    # ssh.c validates a config user only when expansion changed it.
+    if expanded != raw and not valid_ruser(expanded):
         raise ConfigError(f'remote username "{expanded}" contains invalid characters', *where)
     return expanded
 

@@ -367,3 +367,29 @@ def test_to_ssh_g_format(home: Path) -> None:
     assert "identityfile /a" in lines and "identityfile /b" in lines
     assert "proxyjump u@j:2022" in lines
     assert all(line.split(" ", 1)[0].islower() for line in lines)
+
+
+def test_jump_token_is_last_hop_host(home: Path) -> None:
+    """%j is the last hop's host, as ssh.c's options.jump_host; raw value kept."""
+    path = write(home / "cfg", "Host j\n  ProxyJump u1@a:2221,u2@[::1]:2222 # c\n")
+    hc = resolve(path, "j")
+    assert hc.proxy_jump == "u1@a:2221,u2@[::1]:2222"
+    assert hc.token_values["j"] == "::1"
+    assert "proxyjump u1@a:2221,u2@[::1]:2222\n" in hc.to_ssh_g()
+
+
+def test_command_line_jump_names_validated(home: Path) -> None:
+    """A ProxyJump option gets the caller-name rules; config lines do not (trusted)."""
+    path = write(home / "cfg", "Host cfg\n  ProxyJump user;x@host;y\n")
+    assert resolve(path, "cfg").proxy_jump == "user;x@host;y"
+    with pytest.raises(InvalidNameError):
+        resolve(path, "h", options=[("ProxyJump", "user;x@host")])
+    hc = resolve(path, "h", options=[("ProxyJump", "user;x@host")], check_names=False)
+    assert hc.proxy_jump == "user;x@host"
+
+
+def test_match_exec_single_quotes_group(home: Path) -> None:
+    """Match arguments split like other lines (OpenSSH 10.x): single quotes group words."""
+    path = write(home / "cfg", "Match exec 'test %n = sq'\n  HostKeyAlias quoted\n")
+    assert resolve(path, "sq").host_key_alias == "quoted"
+    assert resolve(path, "other").host_key_alias is None

@@ -148,6 +148,13 @@ CASES = (
         ("ipv6.conf", "v4short", None, None),
         ("ignore_unknown.conf", "h", None, None),
         ("deprecated.conf", "h", None, None),
+    ("include_state.conf", "st1", None, None),
+    ("include_state.conf", "st2", None, None),
+    ("include_state.conf", "nothing", None, None),
+    ("tokens_misc.conf", "pct", None, None),
+    ("tokens_misc.conf", "scoped", None, None),
+    ("tokens_misc.conf", "exn", None, None),
+    ("tokens_misc.conf", "exo", None, None),
     ]
     + [
         ("proxy_precedence.conf", host, None, None)
