@@ -309,7 +309,7 @@ class Chain:
         prev = self._last_link
         reason = f"connection failed: {str(exc) or type(exc).__name__}"
         if isinstance(prev, paramiko.Channel) and isinstance(hop.via, Exec):
-            reason += _relay_status(prev, hop.via.command)
+            reason += _relay_status(prev, hop.via)
         return HopConnectError(hop.label, reason)
 
     def proxy_failure(self, exc: BaseException, phase: str) -> ProxyCommandError:
@@ -389,11 +389,17 @@ def _channel_reason(exc: paramiko.ChannelException) -> str:
     return text.lower() if text else f"code {exc.code}"
 
 
-def _relay_status(chan: paramiko.Channel, command: str) -> str:
+def _relay_status(chan: paramiko.Channel, via: Exec) -> str:
     """What became of a relay command on a hop: exit status and stderr, if known."""
     parts = []
-    if chan.exit_status_ready():
-        parts.append(f"relay {command!r} exited with status {chan.recv_exit_status()}")
+    status = chan.recv_exit_status() if chan.exit_status_ready() else -1
+    if status != -1:
+        parts.append(f"relay {via.command!r} exited with status {status}")
+    elif chan.closed or chan.eof_received:
+        parts.append(f"relay {via.command!r} closed the channel")
+    if via.relay is not None and via.relay.idle_timeout is not None:
+        parts.append(f"its -w {via.relay.idle_timeout:g} drops a connection idle that long "
+                     "(PARAPROXY_RELAY=forward avoids it)")
     err = b""
     while chan.recv_stderr_ready():
         err += chan.recv_stderr(4096)
