@@ -321,6 +321,12 @@ def _import_table(view: View) -> str:
         ["-X importtime: paraproxy cumulative after paramiko", fnum(it.median if it else None, 2),
          frange(it, digits=2), str(it.n if it else 0)],
     ]
+    c = view.summ("import", "paramiko+paraproxy (no pyc)", lambda s: s["wall"] * 1e3)
+    if c is not None:
+        rows.append(["same, PYTHONDONTWRITEBYTECODE=1 and no __pycache__ (dev checkout)",
+                     fnum(c.median), frange(c), str(c.n)])
+        rows.append(["difference of medians without bytecode cache",
+                     fnum(c.median - a.median if a else None), "", ""])
     return table(["", "median ms", "min-max", "n"], rows)
 
 
@@ -354,6 +360,30 @@ def _design_table(view: View) -> str:
         ["connect ms", *cell(conn)],
     ]
     return table(["", *cols], rows)
+
+
+def _profile_lines(profiles: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for variant, p in profiles.items():
+        rate = p.get("rate", 250)
+        total = max(1, p.get("samples", 0))
+        t = p.get("transfer", {})
+        mbps = t["bytes"] / t["seconds"] / MB if t.get("seconds") else 0
+        out.append(f"`{variant}`: {mbps:.0f} MB/s while sampled; {total} busy samples at "
+                   f"{rate} Hz = {total / rate:.2f} busy thread-seconds, per thread:")
+        out.append("")
+        out.append(table(["thread", "busy s", "share"],
+                         [[name, f"{n / rate:.2f}", f"{100 * n / total:.0f}%"]
+                          for name, n in p.get("threads", [])[:6]]))
+        out.append("")
+        out.append(table(["top self frames", "share"],
+                         [[f, f"{100 * n / total:.1f}%"]
+                          for f, n in p.get("self_frames", [])[:12]]))
+        out.append("")
+        out.append(table(["self time by file", "share"],
+                         [[f, f"{100 * n / total:.1f}%"] for f, n in p.get("self_files", [])[:8]]))
+        out.append("")
+    return out
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -425,7 +455,8 @@ def markdown(results: dict[str, Any]) -> str:
         out.append("")
         out.append(_throughput_table(view, "down"))
         out.append("")
-        out.append("Upload (`cat > /dev/null`, first write to exit status):")
+        out.append("Upload (`printf R; exec cat > /dev/null`: from the ready byte to the exit "
+                   "status):")
         out.append("")
         out.append(_throughput_table(view, "up"))
         out.append("")
@@ -484,6 +515,11 @@ def markdown(results: dict[str, Any]) -> str:
                    "and copies between them and the socketpair in one thread. Both run "
                    "`nc 127.0.0.1 PORT` and are passed to plain paramiko as `sock=`.")
         out.append("")
+    profiles = results.get("profiles", {})
+    if profiles:
+        out.append("## Where the time goes: py-spy samples during a download")
+        out.append("")
+        out.extend(_profile_lines(profiles))
     errs = []
     for sec, data in view.secs.items():
         for task, err in data.get("errors", {}).items():

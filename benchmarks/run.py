@@ -53,6 +53,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import profiling  # noqa: E402
 import render  # noqa: E402
 import servers  # noqa: E402
 from report import update_docs  # noqa: E402
@@ -78,10 +79,10 @@ class Mode:
     import_reps: int
 
 
-FULL = Mode("full", connect_reps=20, whole_reps=10, transfer_reps=3, nbytes=256 * MIB, k=10,
+FULL = Mode("full", connect_reps=20, whole_reps=10, transfer_reps=4, nbytes=256 * MIB, k=10,
             hop_reps=8, reuse_reps=8, import_reps=20)
-QUICK = Mode("quick", connect_reps=6, whole_reps=4, transfer_reps=1, nbytes=32 * MIB, k=10,
-             hop_reps=3, reuse_reps=3, import_reps=8)
+QUICK = Mode("quick", connect_reps=5, whole_reps=3, transfer_reps=2, nbytes=32 * MIB, k=10,
+             hop_reps=2, reuse_reps=3, import_reps=6)
 
 PLAIN_VARIANTS = [
     "direct", "direct+nodelay", "paramiko.ProxyCommand", "bridge", "pump",
@@ -240,9 +241,12 @@ def run_process(argv: list[str], env: dict[str, str], timeout: float = 60.0) -> 
 class Bench:
     """One benchmark run: testbed, workers, sections, results."""
 
-    def __init__(self, mode: Mode, sections: list[str], out: Path) -> None:
+    def __init__(
+        self, mode: Mode, sections: list[str], out: Path, profile: Sequence[str] = ()
+    ) -> None:
         self.mode = mode
         self.sections = sections
+        self.profile = list(profile)
         self.out = out
         self.results: dict[str, Any] = {"sections": {}, "notes": []}
         self.tb: TestbedInfo | None = None
@@ -434,7 +438,51 @@ class Bench:
             (name, partial(run_process, argv, env)) for name, argv in progs.items()
         ]
         tasks.append(("importtime", partial(importtime, py, env)))
+        # As in a dev shell with PYTHONDONTWRITEBYTECODE=1: paraproxy (an editable
+        # install without __pycache__) is compiled at every start; paramiko's .pyc
+        # files from pip are still used.
+        nopyc = tb.clean_env_nopyc()
+        tasks.append(("paramiko+paraproxy (no pyc)",
+                      partial(run_process, progs["paramiko+paraproxy"], nopyc)))
         self.round_robin("import", tasks, self.mode.import_reps)
+
+    def run_profile(self, variant: str) -> None:
+        """Sample the worker with py-spy while it downloads through ``variant``."""
+        exe = profiling.py_spy()
+        if exe is None:
+            raise BenchError("py-spy not found (pip install py-spy)")
+        if variant.startswith("ssh"):
+            raise BenchError("OpenSSH variants are not Python; nothing to sample")
+        w = self.worker_for(variant)
+        pid = w.call("info")["pid"]
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", variant)
+        raw = self.out / f"profile-{slug}.raw"
+        raw.unlink(missing_ok=True)
+        n = self.mode.nbytes
+        spy = subprocess.Popen(profiling.record_argv(exe, pid, raw),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.0)
+            if spy.poll() is not None:
+                err = spy.stderr.read().decode(errors="replace") if spy.stderr else ""
+                raise BenchError(f"py-spy exited: {err.strip()[-300:]}")
+            value = w.call("transfer", timeout=60 + n / 1e6, variant=variant,
+                           direction="down", nbytes=n)
+        finally:
+            if spy.poll() is None:
+                spy.send_signal(signal.SIGINT)
+            try:
+                spy.wait(60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
+            if spy.stderr:
+                spy.stderr.close()
+        if not raw.exists():
+            raise BenchError("py-spy wrote no output")
+        summary = profiling.summarise(raw)
+        summary["transfer"] = value
+        self.results.setdefault("profiles", {})[variant] = summary
 
     # -- everything ----------------------------------------------------------------
 
@@ -450,6 +498,12 @@ class Bench:
                 t = time.monotonic()
                 getattr(self, f"run_{name}")()
                 self.section(name)["seconds"] = time.monotonic() - t
+            for variant in self.profile:
+                print(f"== profile {variant}", flush=True)
+                try:
+                    self.run_profile(variant)
+                except BenchError as exc:
+                    self.note(f"profile of {variant} failed: {exc}")
         except KeyboardInterrupt:
             self.note("interrupted: the report holds what was measured so far")
         finally:
@@ -510,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="directory for latest.json / latest.md (default benchmarks/results)")
     ap.add_argument("--update-docs", action="store_true",
                     help="copy the report into docs/benchmarks.rst")
+    ap.add_argument("--profile", nargs="*", metavar="VARIANT",
+                    help="sample these in-process variants with py-spy during a download "
+                         "(default in a full run: hook-jump direct; give none to skip)")
     ap.add_argument("--render", type=Path, metavar="JSON",
                     help="only re-render the report of an earlier run")
     args = ap.parse_args(argv)
@@ -520,7 +577,11 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         mode = QUICK if args.quick else FULL
         sections = [s for s in SECTIONS if not args.only or s in args.only]
-        results = Bench(mode, sections, args.out).run()
+        if args.profile is not None:
+            profile = args.profile
+        else:
+            profile = [] if args.quick or args.only else ["hook-jump", "direct"]
+        results = Bench(mode, sections, args.out, profile).run()
         (args.out / "latest.json").write_text(json.dumps(results, indent=1))
     md = render.markdown(results)
     print()

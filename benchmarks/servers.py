@@ -93,16 +93,36 @@ class TestbedInfo:
 
     def hook_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """Environment for a process that uses paraproxy's hook against this testbed."""
-        env = clean_env(base)
-        env["HOME"] = self.home
+        env = self.python_env(base)
         env["PARAPROXY_CONFIG"] = self.ssh_config
         return env
 
     def plain_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """Environment for plain paramiko / OpenSSH (paraproxy's hook, if imported, is off)."""
+        env = self.python_env(base)
+        env["PARAPROXY_DISABLE"] = "1"
+        return env
+
+    def clean_env_nopyc(self) -> dict[str, str]:
+        """Like :meth:`python_env`, but no bytecode cache for paraproxy's sources."""
+        env = clean_env()
+        env["HOME"] = self.home
+        env.pop("PYTHONPYCACHEPREFIX", None)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        return env
+
+    def python_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """A clean environment whose Python caches bytecode in the testbed.
+
+        Python writes and uses ``.pyc`` files as it does for an installed
+        package, even where ``PYTHONDONTWRITEBYTECODE`` is set (as in some dev
+        shells: paraproxy would then be compiled at every start), without
+        writing into the source tree.
+        """
         env = clean_env(base)
         env["HOME"] = self.home
-        env["PARAPROXY_DISABLE"] = "1"
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(self.root, "pycache")
         return env
 
 

@@ -50,6 +50,9 @@ from servers import SSH, TestbedInfo
 _CHUNK = 1 << 20
 _ZEROS = bytes(_CHUNK)
 _F_SETPIPE_SZ = 1031
+#: The upload sink says it is running before anything is timed (ssh would
+#: otherwise count its own connection setup while the pipe buffer fills).
+UPLOAD_COMMAND = "printf R; exec cat > /dev/null"
 
 HOOK_ALIASES = {
     "hook-direct": "target",
@@ -116,7 +119,9 @@ class ParamikoConn:
         return end - first, got
 
     def upload(self, nbytes: int) -> float:
-        chan = self._session("cat > /dev/null")
+        chan = self._session(UPLOAD_COMMAND)
+        if chan.recv(1) != b"R":
+            raise RuntimeError("upload: no ready byte")
         view = memoryview(_ZEROS)
         start = time.perf_counter()
         left = nbytes
@@ -317,7 +322,9 @@ class AsyncsshConn:
         return self.loop.run_until_complete(self._upload(nbytes))
 
     async def _upload(self, nbytes: int) -> float:
-        proc = await self.conns[-1].create_process("cat > /dev/null", encoding=None)
+        proc = await self.conns[-1].create_process(UPLOAD_COMMAND, encoding=None)
+        if await proc.stdout.readexactly(1) != b"R":
+            raise RuntimeError("asyncssh upload: no ready byte")
         start = time.perf_counter()
         left = nbytes
         while left:
@@ -465,12 +472,16 @@ def ssh_transfer(argv: list[str], env: dict[str, str], direction: str, nbytes: i
             raise RuntimeError(f"ssh: status {proc.returncode}, got {got}: {err[-500:]!r}")
         return end - first
     proc = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
-    assert proc.stdin is not None and proc.stderr is not None
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     fd = proc.stdin.fileno()
     with contextlib.suppress(OSError):
         fcntl.fcntl(fd, _F_SETPIPE_SZ, _CHUNK)
+    if os.read(proc.stdout.fileno(), 1) != b"R":
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"ssh: no ready byte: {proc.stderr.read()[-500:]!r}")
     view = memoryview(_ZEROS)
     start = time.perf_counter()
     left = nbytes
@@ -481,6 +492,7 @@ def ssh_transfer(argv: list[str], env: dict[str, str], direction: str, nbytes: i
     err = proc.stderr.read()
     proc.wait()
     end = time.perf_counter()
+    proc.stdout.close()
     proc.stderr.close()
     if proc.returncode != 0:
         raise RuntimeError(f"ssh: status {proc.returncode}: {err[-500:]!r}")

@@ -96,7 +96,7 @@ class Worker:
         if variant.startswith("ssh"):
             argv = variants.ssh_argv(
                 self.tb, variant,
-                f"head -c {nbytes} /dev/zero" if direction == "down" else "cat > /dev/null",
+                f"head -c {nbytes} /dev/zero" if direction == "down" else variants.UPLOAD_COMMAND,
             )
             ch0 = variants.children_cpu()
             cpu0 = time.process_time()
