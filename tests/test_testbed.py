@@ -12,16 +12,19 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import pytest
-from testbed import SshTestbed, cleanup_stale, wait_until
+from testbed import Snapshot, SshTestbed, check_back_to, cleanup_stale, wait_until
 from testbed.home import GUARD, SshHome
 
-pytestmark = pytest.mark.netns
+# Tests using the `testbed` fixture are marked `netns` by conftest.py; the others here that
+# need root and namespaces carry the mark themselves.
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -271,6 +274,59 @@ def test_extra_sshd_variant_starts_and_stops(testbed: SshTestbed) -> None:
     assert handle.pid not in testbed.yuka.namespace.pids()
 
 
+def test_changed_host_key_is_refused_by_openssh(testbed: SshTestbed, tmp_path: Path) -> None:
+    config = write_openssh_config(testbed, tmp_path, {"*": "all"})
+    with (tmp_path / "known_hosts").open("a") as f:
+        f.write(testbed.known_hosts_line("gatekeeper", "[198.18.1.2]:2201") + "\n")
+    handle = testbed.start_sshd("gatekeeper", 2201, host_key=testbed.extra_host_key("changed"))
+    try:
+        result = ssh(config, "-p", "2201", "gatekeeper", "true")
+        assert result.returncode == 255
+        assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in result.stderr
+        line = testbed.known_hosts_line("changed", "[198.18.1.2]:2201")
+        (tmp_path / "known_hosts").write_text(line + "\n")
+        assert ssh(config, "-p", "2201", "gatekeeper", "echo ok").stdout == "ok\n"
+    finally:
+        handle.stop()
+
+
+def test_new_client_key_with_passphrase(testbed: SshTestbed) -> None:
+    key = testbed.new_client_key("encrypted-yuka", passphrase="s3cret", authorize_on=["yuka"])
+    assert key == testbed.key("encrypted-yuka")
+    with pytest.raises(paramiko.PasswordRequiredException):
+        paramiko.Ed25519Key.from_private_key_file(str(key))
+    loaded = paramiko.Ed25519Key.from_private_key_file(str(key), password="s3cret")
+    assert f"{loaded.get_name()} {loaded.get_base64()}" in testbed.yuka.authorized_keys.read_text()
+    assert loaded.get_base64() not in testbed.gatekeeper.authorized_keys.read_text()
+
+
+def test_kill_sessions_drops_connections_but_keeps_listening(
+    testbed: SshTestbed, tmp_path: Path
+) -> None:
+    config = write_openssh_config(testbed, tmp_path, {"*": "all"})
+    handle = testbed.start_sshd("gatekeeper", 2202)
+    try:
+        with (tmp_path / "known_hosts").open("a") as f:
+            f.write(testbed.known_hosts_line("gatekeeper", "[198.18.1.2]:2202") + "\n")
+        mark = handle.log_mark()
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+        with subprocess.Popen(
+            ["ssh", "-F", str(config), "-p", "2202", "gatekeeper", "sleep 60"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        ) as client:
+            handle.wait_for_log(r"Starting session: command", since=mark)
+            assert handle.session_pids()
+            handle.kill_sessions()
+            assert client.wait(10) == 255
+        assert not handle.session_pids()
+        assert ssh(config, "-p", "2202", "gatekeeper", "echo ok").stdout == "ok\n"
+    finally:
+        handle.stop()
+
+
 def test_known_hosts_line_names_the_host_key(testbed: SshTestbed) -> None:
     line = testbed.known_hosts_line("mayu.kamakura", "mayu.kamakura,mayu")
     assert line == "mayu.kamakura,mayu " + testbed.mayu.host_public_key
@@ -410,6 +466,7 @@ def reaped(pid: int) -> bool:
     return not os.path.exists(f"/proc/{pid}")
 
 
+@pytest.mark.netns
 @pytest.mark.parametrize(
     ("mode", "sig"),
     [("close", None), ("raise", None), ("wait", signal.SIGINT), ("wait", signal.SIGTERM)],
@@ -423,6 +480,7 @@ def test_teardown_leaves_nothing(mode: str, sig: int | None, adopt_orphans: None
     assert_nothing_left(proc.pid, info)
 
 
+@pytest.mark.netns
 def test_failed_setup_leaves_nothing(adopt_orphans: None) -> None:
     proc, info = run_child("fail-setup")
     assert proc.returncode != 0
@@ -430,6 +488,7 @@ def test_failed_setup_leaves_nothing(adopt_orphans: None) -> None:
     assert_nothing_left(proc.pid, info)
 
 
+@pytest.mark.netns
 def test_killed_run_is_cleaned_up_by_the_next(adopt_orphans: None) -> None:
     proc, info = run_child("wait", signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
@@ -441,3 +500,34 @@ def test_killed_run_is_cleaned_up_by_the_next(adopt_orphans: None) -> None:
     removed = cleanup_stale()
     assert any(f"ppx-{proc.pid}-" in r for r in removed), removed
     assert_nothing_left(proc.pid, info)
+
+
+# -- the leak checker ---------------------------------------------------------------------------
+
+
+def test_leak_snapshot_sees_fds_threads_and_children() -> None:
+    before = Snapshot.take()
+    r, w = os.pipe()
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="leaky-thread")
+    thread.start()
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        leaks = Snapshot.take().leaks_since(before)
+        assert set(leaks.fds) == {r, w}
+        assert [t.name for t in leaks.threads] == ["leaky-thread"]
+        assert [c.pid for c in leaks.children] == [child.pid]
+        text = leaks.describe()
+        assert f"fd {r} -> pipe:" in text
+        assert "'leaky-thread'" in text
+        assert re.search(rf"pid {child.pid} \[[RSD]\] sleep 30", text), text
+        child.kill()
+        assert wait_until(lambda: "zombie" in Snapshot.take().leaks_since(before).describe(), 5)
+    finally:
+        child.kill()
+        child.wait()
+        stop.set()
+        thread.join()
+        os.close(r)
+        os.close(w)
+    assert not check_back_to(before, timeout=5)

@@ -99,7 +99,6 @@ class SshTestbed:
     routes: list[str] = field(default_factory=list)  #: routes added to the root namespace
     _lock: AddressLock | None = None
     _own_lock: bool = False
-    _inetd: dict[str, tuple[Path, Path]] = field(default_factory=dict)
     _closed: bool = False
     setup_seconds: float = 0.0
 
@@ -133,30 +132,64 @@ class SshTestbed:
 
     # -- keys and known_hosts --------------------------------------------------------------
     def key(self, name: str) -> Path:
-        """Private key path of client key ``name`` (gatekeeper, yuka, mayu or all)."""
-        return self.client_keys[self.host(name).name if name != "all" else "all"]
+        """Private key path of client key ``name``: gatekeeper, yuka, mayu (or mayu.kamakura),
+        all, or one made by :meth:`new_client_key`."""
+        if name in self.client_keys:
+            return self.client_keys[name]
+        return self.client_keys[self.host(name).name]
 
     def key_fingerprint(self, name: str) -> str:
         """``SHA256:...`` of client key ``name``, as sshd logs it on login."""
         return fingerprint(self.key(name))
 
+    def new_client_key(
+        self, name: str, *, passphrase: str = "", authorize_on: Sequence[str] = ()
+    ) -> Path:
+        """Generate client key ``id_<name>`` (optionally encrypted) and authorize it on hosts.
+
+        The sshds read their authorized_keys at each login, so this takes effect at once.
+        Keys stay authorized for the rest of the session: use a fresh ``name`` per test.
+        """
+        if name in self.client_keys:
+            raise ValueError(f"client key {name!r} exists already")
+        path = self.workdir / f"id_{name}"
+        generate_keys({path: f"client-{name}"}, passphrase)
+        self.client_keys[name] = path
+        for host in authorize_on:
+            with self.host(host).authorized_keys.open("a") as f:
+                f.write(f"{public_key(path)} id_{name}\n")
+        return path
+
+    def extra_host_key(self, name: str) -> Path:
+        """Private host key ``name`` besides the hosts' own, created on first use.
+
+        For inetd-mode sshds and for ``start_sshd(host_key=...)`` (e.g. "host key changed").
+        ``known_hosts_line(name, ...)`` gives its line.
+        """
+        path = self.workdir / f"hostkey_extra_{name}"
+        if not path.exists():
+            generate_keys({path: f"host-extra-{name}"})
+        return path
+
     def host_public_key(self, host: str) -> str:
-        """``ssh-ed25519 AAAA...`` of a topology host or an inetd host key name."""
+        """``ssh-ed25519 AAAA...`` of a topology host or of an extra host key."""
         try:
             return self.host(host).host_public_key
         except KeyError:
-            if not (self.workdir / f"host_inetd_{host}").exists():
+            path = self.workdir / f"hostkey_extra_{host}"
+            if not path.exists():
                 raise KeyError(
-                    f"{host!r} is neither a test-bed host {sorted(self.hosts)} nor an inetd host "
-                    f"key name used so far {sorted(self._inetd)}"
+                    f"{host!r} is neither a test-bed host {sorted(self.hosts)} nor an extra "
+                    f"host key made so far (see extra_host_key, sshd_inetd_command)"
                 ) from None
-            return public_key(self._inetd_host_key(host))
+            return public_key(path)
 
     def known_hosts_line(self, host: str, name: str) -> str:
         """A known_hosts line giving ``host``'s key under ``name`` (e.g. ``[198.18.1.2]:2222``).
 
-        ``host`` is a topology host (gatekeeper, yuka, mayu, mayu.kamakura) or the host key
-        name of an inetd-mode sshd (see :meth:`sshd_inetd_command`).
+        ``host`` is a topology host (gatekeeper, yuka, mayu, mayu.kamakura) or the name of an
+        extra host key (see :meth:`extra_host_key`, :meth:`sshd_inetd_command`). ``name`` may
+        be a comma-separated list of names.
         """
         return f"{name} {self.host_public_key(host)}"
 
@@ -197,12 +230,6 @@ class SshTestbed:
         self.sshds.append(handle)
         return handle
 
-    def _inetd_host_key(self, name: str) -> Path:
-        path = self.workdir / f"host_inetd_{name}"
-        if not path.exists():
-            generate_keys({path: f"inetd-{name}"})
-        return path
-
     def sshd_inetd_command(
         self,
         host_key_name: str = "proxied",
@@ -213,21 +240,21 @@ class SshTestbed:
         """A ProxyCommand running a throwaway ``sshd -i`` over stdio in the root namespace.
 
         The OpenSSH regress suite's trick for one-hop tests without a port. It has its own
-        host key, named ``host_key_name`` (created on first use; use
-        ``known_hosts_line(host_key_name, alias)``), accepts the client keys ``authorized``
-        (default: all four) and logs to :meth:`inetd_log_path`.
+        host key, the extra host key ``host_key_name`` (created on first use; its line:
+        ``inetd_known_hosts_line(alias, host_key_name)``), accepts the client keys
+        ``authorized`` (default: the four of the test bed) and logs to :meth:`inetd_log_path`.
+        Every run of the command is a fresh sshd process, which exits with the connection.
         """
-        key = self._inetd_host_key(host_key_name)
+        key = self.extra_host_key(host_key_name)
         auth = self.workdir / f"authorized_keys_inetd_{host_key_name}"
         auth.write_text("".join(f"{public_key(self.key(k))} {k}\n" for k in authorized))
         config = write_inetd_config(self.workdir, host_key_name, key, auth, extra_options)
         log = self.inetd_log_path(host_key_name)
-        self._inetd[host_key_name] = (config, log)
         return inetd_command(config, log)
 
     def inetd_known_hosts_line(self, name: str, host_key_name: str = "proxied") -> str:
         """The known_hosts line for the inetd-mode host key ``host_key_name`` under ``name``."""
-        return f"{name} {public_key(self._inetd_host_key(host_key_name))}"
+        return f"{name} {public_key(self.extra_host_key(host_key_name))}"
 
     def inetd_log_path(self, host_key_name: str = "proxied") -> Path:
         """The log file of the inetd-mode sshds using host key ``host_key_name``."""

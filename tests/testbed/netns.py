@@ -139,12 +139,13 @@ def _alive(pid: int) -> bool:
     return raw[raw.rindex(b")") + 2 :].split()[0] != b"Z"
 
 
-def kill_processes(pids: Iterable[int], timeout: float = 5.0) -> list[int]:
-    """SIGKILL ``pids`` and wait until they have died; return those still alive at the deadline.
+def kill_processes(pids: Iterable[int], timeout: float = 5.0, reaped: bool = False) -> list[int]:
+    """SIGKILL ``pids`` and wait until they died (with ``reaped``: and were reaped too).
 
-    Our own children among them are reaped here; others are reaped by their parents (the
-    sshds are child subreapers, see sshd.py).
+    Returns those left at the deadline. Our own children among them are reaped here; others
+    by their parents (the sshds are child subreapers, see sshd.py).
     """
+    left = _alive if not reaped else _exists
     pids = [p for p in pids if p > 1 and p != os.getpid()]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -154,10 +155,10 @@ def kill_processes(pids: Iterable[int], timeout: float = 5.0) -> list[int]:
         for pid in pids:
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)
-        return not any(_alive(p) for p in pids)
+        return not any(left(p) for p in pids)
 
     wait_until(gone, timeout)
-    return [p for p in pids if _alive(p)]
+    return [p for p in pids if left(p)]
 
 
 @dataclass(frozen=True)

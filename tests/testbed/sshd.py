@@ -77,14 +77,14 @@ def find_program(name: str) -> str:
     return os.path.realpath(found)
 
 
-def generate_keys(paths: Mapping[Path, str]) -> None:
-    """Create passphrase-less ed25519 key pairs at ``paths`` (with comments), in parallel."""
+def generate_keys(paths: Mapping[Path, str], passphrase: str = "") -> None:
+    """Create ed25519 key pairs at ``paths`` (with comments as values), in parallel."""
     keygen = find_program("ssh-keygen")
     procs = [
         (
             path,
             subprocess.Popen(
-                [keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                [keygen, "-q", "-t", "ed25519", "-N", passphrase, "-C", comment, "-f", str(path)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -225,7 +225,7 @@ class SshdHandle:
 
     def kill_sessions(self, timeout: float = 5.0) -> None:
         """SIGKILL every connection of this sshd, keeping the listener (a hop dropping)."""
-        left = kill_processes(self.session_pids(), timeout)
+        left = kill_processes(self.session_pids(), timeout, reaped=True)
         if left:
             raise TestbedError(f"sshd {self.label}: session processes survived SIGKILL: {left}")
 
