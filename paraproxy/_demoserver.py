@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import errno
 import hmac
 import io
 import ipaddress
@@ -170,6 +171,18 @@ class DemoServer:
         mapped to the real address to connect to. It may be changed after construction.
     :param nc_idle_timeout: make ``nc -w N`` drop a relay idle for N seconds, as
         netcat-openbsd does. Off by default so slow test machines are not punished.
+
+    In a test::
+
+        key = new_ed25519_key()
+        with DemoServer("yuka", [key]) as yuka, \
+                DemoServer("gatekeeper", [key], hosts={"yuka": yuka.address}) as gatekeeper:
+            client = paramiko.SSHClient()
+            client.get_host_keys().add(f"[127.0.0.1]:{gatekeeper.port}", "ssh-ed25519",
+                                       gatekeeper.host_key)
+            client.connect("127.0.0.1", gatekeeper.port, username="u", pkey=key)
+            ...  # open_channel("direct-tcpip", ("yuka", 22), ...) reaches yuka
+            assert ("EXEC", "hostname") in [(e.kind, e.detail) for e in gatekeeper.events()]
     """
 
     def __init__(
@@ -201,7 +214,6 @@ class DemoServer:
         try:
             self._listener.bind((_LOOPBACK, 0))
             self._listener.listen(128)
-            # The accept loop blocks in accept(); close() wakes it by connecting to itself.
             self.port: int = self._listener.getsockname()[1]
             self._acceptor = threading.Thread(
                 target=self._accept_loop, name=f"paraproxy-demo[{name}]-accept", daemon=True
@@ -249,7 +261,7 @@ class DemoServer:
         if _is_literal(host):
             return (host, port)
         if host in self.hosts or any(key.startswith(f"{host}:") for key in self.hosts):
-            raise ConnectionRefusedError(111, "Connection refused")
+            raise ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     def open_tcp(self, host: str, port: int) -> tuple[socket.socket, Address]:
@@ -352,7 +364,8 @@ class _Connection:
         self._workers: set[_Worker] = set()
         self._pending: dict[int, tuple[socket.socket, str]] = {}
         self._fence_lock = threading.Lock()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with contextlib.suppress(OSError):  # a peer that already reset: the handshake fails
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._thread = threading.Thread(
             target=self._run, name=f"{self.label}-conn{number}", daemon=True
         )
