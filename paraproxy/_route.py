@@ -153,9 +153,18 @@ class Route:
 Resolver = Callable[..., _config.HostConfig]
 
 
-def plan(target: _config.HostConfig, resolve: Resolver | None = None) -> Route:
-    """Turn a resolved target into the full route, following the config hop by hop."""
-    planner = _Planner(resolve or _config.resolve)
+def plan(
+    target: _config.HostConfig,
+    config_files: Sequence[str] | None = None,
+    resolve: Resolver | None = None,
+) -> Route:
+    """Turn a resolved target into the full route, following the config hop by hop.
+
+    ``config_files`` are those the target was resolved with (``None``: the
+    defaults); every hop is looked up in the same files, as ``ssh -F`` passes
+    ``-F`` on to its jump hosts, unless a hop's ssh command line names its own.
+    """
+    planner = _Planner(resolve or _config.resolve, config_files)
     hops = planner.links(target, ())
     total = len(hops)
     numbered = tuple(
@@ -167,8 +176,9 @@ def plan(target: _config.HostConfig, resolve: Resolver | None = None) -> Route:
 class _Planner:
     """Walks the config from the target back to this machine."""
 
-    def __init__(self, resolve: Resolver) -> None:
+    def __init__(self, resolve: Resolver, config_files: Sequence[str] | None) -> None:
         self.resolve = resolve
+        self.config_files = config_files
         self.notes: list[str] = []
 
     def links(self, hc: _config.HostConfig, seen: tuple[Hop, ...]) -> list[Hop]:
@@ -216,7 +226,12 @@ class _Planner:
     ) -> _config.HostConfig:
         """Resolve one ProxyJump element under its own name, as ``ssh`` would."""
         return self.resolve(
-            jump.host, user=jump.user, port=jump.port, options=options, check_names=False
+            jump.host,
+            user=jump.user,
+            port=jump.port,
+            config_files=self.config_files,
+            options=options,
+            check_names=False,
         )
 
     def _command(self, hc: _config.HostConfig, seen: tuple[Hop, ...]) -> list[Hop]:
@@ -243,7 +258,7 @@ class _Planner:
             cmd.host,
             user=cmd.user,
             port=cmd.port,
-            config_files=[cmd.config_file] if cmd.config_file else None,
+            config_files=[cmd.config_file] if cmd.config_file else self.config_files,
             options=cmd.as_options(),
             check_names=False,
         )

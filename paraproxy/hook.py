@@ -195,13 +195,15 @@ class _Connect:
 
     def run(self) -> None:
         """Connect the client as ssh would, or exactly as paramiko would."""
-        hc = self._resolve()
+        files = os.environ.get(CONFIG_ENV) or None
+        config_files = [files] if files else None
+        hc = self._resolve(config_files)
         if not _applies(hc):
             logger.debug("config: nothing for %s that paramiko would use; plain connect",
                          hc.host)
             self.original(self.client, **self.passed)
             return
-        route = _route.plan(hc)
+        route = _route.plan(hc, config_files)
         logger.info("plan: %s", route.describe())
         kwargs = self._target_kwargs(route)
         chain = Chain(route, self._hop_options(kwargs), self.original)
@@ -220,17 +222,16 @@ class _Connect:
             raise error from exc
         logger.info("%s: connected", route.target.label)
 
-    def _resolve(self) -> config.HostConfig:
+    def _resolve(self, config_files: list[str] | None) -> config.HostConfig:
         """Look the host up; passed arguments are the command line."""
         hostname = self.passed["hostname"]
         username = self.passed.get("username")
         check_caller_names(hostname, username)
-        files = os.environ.get(CONFIG_ENV) or None
         return config.resolve(
             hostname,
             user=username,
             port=self.passed.get("port"),
-            config_files=[files] if files else None,
+            config_files=config_files,
         )
 
     def _target_kwargs(self, route: _route.Route) -> dict[str, Any]:

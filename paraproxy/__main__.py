@@ -1,0 +1,96 @@
+"""``python -m paraproxy`` (and the ``paraproxy`` script): see paraproxy at work.
+
+Commands:
+
+``demo``
+    Start throwaway SSH servers on loopback, connect through a multi-hop chain
+    with the hook, and print every step. Needs nothing but the package.
+``config [-F FILE] [-l USER] [-p PORT] HOST``
+    Print what paraproxy resolved for HOST, in the format of ``ssh -G``.
+``plan [-F FILE] [-l USER] [-p PORT] HOST``
+    Print the chain paraproxy would build for HOST, without connecting.
+
+Exit status: 0 on success, 1 when the command failed (the error on stderr),
+2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from paraproxy import _route, config, demo
+from paraproxy.errors import ParaproxyError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="paraproxy",
+        description="paramiko's SSHClient.connect, the way OpenSSH reaches hosts.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # `demo` parses its own options (main() hands them over before parsing here).
+    commands.add_parser("demo", add_help=False,
+                        help="connect through a chain of throwaway servers "
+                             "(`demo --help` for its options)")
+    for name, text in (("config", "print the resolved config of HOST like `ssh -G`"),
+                       ("plan", "print the chain that would be built for HOST")):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("-F", dest="config_file", metavar="FILE",
+                         help="read only this config file (like ssh -F)")
+        sub.add_argument("-l", dest="user", metavar="USER", help="remote user (like ssh -l)")
+        sub.add_argument("-p", dest="port", metavar="PORT", type=int,
+                         help="remote port (like ssh -p)")
+        sub.add_argument("host", metavar="HOST")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:
+        return demo.main(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        files = [args.config_file] if args.config_file else None
+        hc = config.resolve(args.host, user=args.user, port=args.port, config_files=files)
+        if args.command == "config":
+            sys.stdout.write(hc.to_ssh_g())
+        else:
+            sys.stdout.write(_describe(_route.plan(hc, files)))
+    except (ParaproxyError, ValueError) as exc:
+        print(f"paraproxy: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _describe(route: _route.Route) -> str:
+    """The chain as the original paraproxy README drew it (CONNECT, SSHAUTH, EXEC)."""
+    lines = [f"# {route.describe()}"]
+    lines.extend(f"# {note}" for note in route.notes)
+    indent = ""
+    for hop in route.hops:
+        lines.append(f"{indent}{hop.via.describe()}{_decided_by(hop)}")
+        if isinstance(hop.via, (_route.Exec, _route.Forward)):
+            indent += "    "
+        c = hop.config
+        lines.append(f"{indent}SSHAUTH {c.user}@{c.host} ({c.hostname}:{c.port})")
+    return "\n".join(lines) + "\n"
+
+
+def _decided_by(hop: _route.Hop) -> str:
+    """``  # ~/.ssh/config line 4``: where the way to this hop was configured."""
+    for keyword in ("proxyjump", "proxycommand"):
+        origin = hop.config.origins.get(keyword)
+        if origin is not None and not isinstance(hop.via, _route.Tcp):
+            path, line = origin
+            return f"    # {keyword} from {path} line {line}"
+    return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
