@@ -30,8 +30,12 @@ _Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 _Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 #: What ``Match version`` compares with: the newest OpenSSH whose config syntax paraproxy reads.
-EMULATED_VERSION = "OpenSSH_10.5"
+EMULATED_VERSION = "OpenSSH_10.5p1"
 _NO_ARGUMENT = ("canonical", "final")
+_INLINE = (
+    "host", "originalhost", "user", "localuser", "localnetwork", "version", "tagged",
+    "command", "exec",
+)  # fmt: skip
 _WITH_ARGUMENT = (
     "host", "originalhost", "user", "localuser", "exec",
     "localnetwork", "tagged", "command", "sessiontype", "version",
@@ -51,19 +55,21 @@ class MatchContext:
     tag: str = ""
     exec_timeout: float = 10.0
     nevermatch: bool = False
+    session_type: str = "shell"  # SessionType so far, else "exec"/"shell" by RemoteCommand
     want_final: bool = field(default=False)
 
 
 def _criteria(args: Sequence[str]) -> Iterator[tuple[str, bool, str, str | None]]:
     """Yield (token as written, negated, lowercase name, inline ``=value``) per criterion."""
     for arg in args:
-        written = arg
         negated = arg.startswith("!")
         name = arg[1:] if negated else arg
         inline: str | None = None
-        if "=" in name:
-            name, inline = name.split("=", 1)
-        yield written, negated, name.lower(), inline
+        # Only these take key=value (readconf.c keeps this list by hand).
+        key, sep, value = name.partition("=")
+        if sep and key.lower() in _INLINE:
+            name, inline = key, value
+        yield arg, negated, name.lower(), inline
 
 
 def _error(reason: str, where: tuple[str, int]) -> ConfigError:
@@ -72,7 +78,7 @@ def _error(reason: str, where: tuple[str, int]) -> ConfigError:
 
 
 def evaluate_match(args: Sequence[str], ctx: MatchContext, where: tuple[str, int]) -> bool:
-    """Evaluate a Match line's arguments; sets ``ctx.want_final`` when ``final`` is seen.
+    """Evaluate a Match line's arguments; sets ``ctx.want_final`` on a non-negated ``final``.
 
     :raises ConfigError: unknown criterion, missing argument, misplaced ``all``,
         a bad ``localnetwork`` list, or a failing ``exec``.
@@ -85,35 +91,41 @@ def evaluate_match(args: Sequence[str], ctx: MatchContext, where: tuple[str, int
         written, negated, name, inline = items[index]
         index += 1
         if name == "all":
-            if attributes > 1 or index < len(items) or inline is not None:
+            if attributes > 1 or index < len(items):
                 raise _error(f"'{written}' cannot be combined with other Match attributes", where)
             return result and not negated
         attributes += 1
         if name in _NO_ARGUMENT:
-            ctx.want_final = ctx.want_final or name == "final"
+            ctx.want_final = ctx.want_final or (name == "final" and not negated)
             if ctx.final == negated:
                 result = False
             continue
-        if name not in _WITH_ARGUMENT:
-            raise _error(f"Unsupported Match attribute {name}", where)
         if inline is None:
             if index >= len(items):
-                raise _error(f"Missing Match criteria for {name}", where)
+                raise _error(f"missing argument for Match '{written}'", where)
             inline = items[index][0]
             index += 1
-        if name == "exec" and not result:
-            # OpenSSH skips exec once an earlier criterion failed.
-            logger.debug("%s line %d: skipped exec %r", *where, inline)
-            continue
-        if _criterion(name, inline, ctx, where) == negated:
+        if inline == "" and name not in ("tagged", "command"):
+            raise _error(f"Missing Match criteria for {name}", where)
+        if name not in _WITH_ARGUMENT:
+            raise _error(f"Unsupported Match attribute {name}", where)
+        if name == "exec":
+            if _match_exec(inline, ctx, where, skip=not result) == negated:
+                result = False
+        elif _criterion(name, inline, ctx, where) == negated:
             result = False
     if attributes == 0:
         raise _error("One or more attributes required for Match", where)
     return result
 
 
+def _empty_or_list(criteria: str, arg: str) -> bool:
+    """``tagged``/``command``: an empty value matches only the empty argument."""
+    return arg == "" if criteria == "" else match_pattern_list(criteria, arg) == 1
+
+
 def _criterion(name: str, arg: str, ctx: MatchContext, where: tuple[str, int]) -> bool:
-    """Evaluate one criterion with its argument (before negation)."""
+    """Evaluate one criterion (not exec) with its argument, before negation."""
     if name == "host":
         return match_hostname(ctx.host, arg) == 1
     if name == "originalhost":
@@ -123,16 +135,15 @@ def _criterion(name: str, arg: str, ctx: MatchContext, where: tuple[str, int]) -
     if name == "localuser":
         return match_pattern_list(ctx.local_user, arg) == 1
     if name == "tagged":
-        return match_pattern_list(ctx.tag, arg) == 1
+        return _empty_or_list(ctx.tag, arg)
     if name == "version":
         return match_pattern_list(EMULATED_VERSION, arg) == 1
     if name == "localnetwork":
         return _match_localnetwork(arg, where)
-    if name == "exec":
-        return _match_exec(arg, ctx, where)
-    # command, sessiontype: not known when connect() resolves; never true.
-    logger.debug("%s line %d: Match %s has no value in paraproxy", *where, name)
-    return False
+    if name == "sessiontype":
+        return match_pattern_list(ctx.session_type, arg) == 1
+    # command: connect() has no remote command, so it is the empty string.
+    return _empty_or_list("", arg)
 
 
 def _parse_cidr_list(text: str, where: tuple[str, int]) -> list[_Network]:
@@ -188,12 +199,16 @@ def _shell() -> str:
     return os.environ.get("SHELL") or "/bin/sh"
 
 
-def _match_exec(arg: str, ctx: MatchContext, where: tuple[str, int]) -> bool:
+def _match_exec(arg: str, ctx: MatchContext, where: tuple[str, int], *, skip: bool) -> bool:
     """Expand and run a Match exec command through the shell; exit 0 is a match."""
     command = expand_tokens(
         arg, ctx.tokens, TOKENS_BY_KEYWORD["match exec"], keyword="Match exec",
         path=where[0], line=where[1],
     )  # fmt: skip
+    if skip:
+        # OpenSSH expands, then skips exec once an earlier criterion failed.
+        logger.debug("%s line %d: skipped exec %r", *where, command)
+        return False
     if ctx.nevermatch:
         # A block that can never apply: do not run commands for nothing.
         logger.debug("%s line %d: not running exec in a never-matching include", *where)

@@ -28,7 +28,12 @@ from paraproxy._keywords import (
 )
 from paraproxy._match import MatchContext, evaluate_match
 from paraproxy._pattern import host_line_matches, match_pattern_list
-from paraproxy._tokens import TOKENS_BY_KEYWORD, connection_hash, expand_tokens
+from paraproxy._tokens import (
+    TOKENS_BY_KEYWORD,
+    UnsetVariableError,
+    connection_hash,
+    expand_tokens,
+)
 from paraproxy.errors import ConfigError
 
 __all__ = ["COMMAND_LINE", "MAX_DEPTH", "Reader", "Source"]
@@ -158,10 +163,18 @@ class Reader:
             user=self.first("user") or self.local_user, local_user=self.local_user,
             final=self.final, tokens=self._exec_tokens(), tag=self.first("tag") or "",
             exec_timeout=self.exec_timeout, nevermatch=source.nevermatch,
+            session_type=self._session_type(),
         )  # fmt: skip
         value = evaluate_match(args, ctx, where)
         self.want_final = self.want_final or ctx.want_final
         return False if source.nevermatch else value
+
+    def _session_type(self) -> str:
+        """What ``Match sessiontype`` sees: SessionType so far, else exec/shell."""
+        configured = (self.first("sessiontype") or "").lower()
+        if configured in ("none", "subsystem"):
+            return configured
+        return "exec" if self.first("remotecommand") else "shell"
 
     def _match_host(self) -> str:
         """The name ``Match host`` sees: final hostname, or HostName with %h so far."""
@@ -190,6 +203,8 @@ class Reader:
             raise ConfigError("Include directive not supported as a command-line option", *where)
         for arg in args:
             pattern = self._include_pattern(source, arg, where)
+            if pattern is None:
+                continue
             paths = sorted(glob.glob(pattern))
             if not paths:
                 logger.debug("%s line %d: include %s matched no files", *where, pattern)
@@ -204,17 +219,24 @@ class Reader:
                 self.read_file(child, check_perm=True, active=outer)
                 state[0] = outer
 
-    def _include_pattern(self, source: Source, arg: str, where: tuple[str, int]) -> str:
-        """Anchor an Include path: ``~`` (user files), else ~/.ssh or /etc/ssh."""
+    def _include_pattern(self, source: Source, arg: str, where: tuple[str, int]) -> str | None:
+        """Expand and anchor an Include path: ``~`` (user files), else ~/.ssh or /etc/ssh.
+
+        None when an unset ``${VAR}`` makes OpenSSH skip this path (it only logs).
+        """
         if arg == "":
             raise ConfigError("keyword include empty argument", *where)
+        try:
+            # Tokens and ${ENV} are accepted since OpenSSH 9.9.
+            arg = expand_tokens(
+                arg, self._exec_tokens(), TOKENS_BY_KEYWORD["include"], keyword="include",
+                environ=self.environ, path=where[0], line=where[1],
+            )  # fmt: skip
+        except UnsetVariableError as exc:
+            logger.warning("%s; Include skipped", exc)
+            return None
         if arg.startswith("~") and not source.user_conf:
             raise ConfigError(f"bad include path {arg}.", *where)
-        # Tokens and ${ENV} are accepted since OpenSSH 9.9.
-        arg = expand_tokens(
-            arg, self._exec_tokens(), TOKENS_BY_KEYWORD["include"], keyword="include",
-            environ=self.environ, path=where[0], line=where[1],
-        )  # fmt: skip
         if arg.startswith("~"):
             return _expand_tilde(arg, self.home, where)
         if os.path.isabs(arg):

@@ -20,6 +20,7 @@ __all__ = [
     "COMMON_TOKENS",
     "ENV_KEYWORDS",
     "TOKENS_BY_KEYWORD",
+    "UnsetVariableError",
     "check_caller_names",
     "connection_hash",
     "expand_env",
@@ -78,6 +79,10 @@ ENV_KEYWORDS = frozenset(
         "userknownhostsfile",
     }
 )
+
+
+class UnsetVariableError(ConfigError):
+    """A ``${VAR}`` whose variable is not set (some callers skip the value instead)."""
 
 
 def connection_hash(values: Mapping[str, str]) -> str:
@@ -144,7 +149,7 @@ def _expand(
             if not name:
                 raise ConfigError(f"{keyword}: zero-length environment variable", *where)
             if name not in environ:
-                raise ConfigError(f"{keyword}: env var ${{{name}}} has no value", *where)
+                raise UnsetVariableError(f"{keyword}: env var ${{{name}}} has no value", *where)
             out.append(environ[name])
             i = end + 1
             continue

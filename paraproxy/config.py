@@ -19,9 +19,10 @@ Departures from OpenSSH
   timeout is a :class:`~paraproxy.errors.ConfigError`.  It is not run inside
   an ``Include`` read from a block that can never match (OpenSSH runs it for
   nothing and ignores the result).
-* ``Match command`` and ``Match sessiontype`` are known but never true (the
-  remote command is not known when ``connect()`` resolves); ``Match version``
-  compares with ``OpenSSH_10.5``.
+* ``Match version`` compares with ``OpenSSH_10.5p1``: paraproxy reads the
+  config syntax of that release.
+* An Include whose ``${VAR}`` is unset is skipped with a warning, as OpenSSH
+  does; in every other keyword an unset variable is an error.
 * ``Match localnetwork`` reads interface addresses from Linux ``/proc/net``
   (``fib_trie``, ``if_inet6``); elsewhere it never matches.
 * Match arguments are split like other lines (OpenSSH 10.x), so single quotes
@@ -39,6 +40,10 @@ Departures from OpenSSH
 * Not a departure, but unlike ssh_config(5)'s wording: ``%j`` is the host of
   the last ProxyJump hop (``options.jump_host`` in ssh.c), and ``%C`` hashes
   ``%l%h%p%r%j`` (OpenSSH 9.6+; 9.2 hashed ``%l%h%p%r``).
+* Where OpenSSH changed, 10.x wins over the 9.2 oracle: ``Match !final``
+  does not ask for the second pass; ``key=value`` only for the criteria
+  readconf.c lists; ``Match sessiontype`` is ``shell`` (or ``exec`` with a
+  RemoteCommand, or SessionType) and ``Match command`` the empty string.
 * Command-line ``ProxyJump`` options (``options=``) have their hosts and users
   validated when ``check_names`` is true (OpenSSH 10.3+).
 * ``User`` from a file gets tokens and ``${ENV}`` expanded (OpenSSH 10.0+)
@@ -112,22 +117,40 @@ class HostConfig:
     keywords; ``origins`` says where each came from.
     """
 
+    #: The name as given (``%n``), what ``Host`` lines match.
     host: str
+    #: Effective HostName, ``%h``-expanded, lowercased unless an address literal.
     hostname: str
+    #: Effective port: the caller's, else config, else 22.
     port: int
+    #: Effective remote user: the caller's, else config (tokens expanded), else local.
     user: str
+    #: Lowercase keyword -> values set by a file or ``options`` (aliases folded).
     values: Mapping[str, tuple[str, ...]]
+    #: Lowercase keyword -> (file, line) of its first value; ``("<command line>", 0)``.
     origins: Mapping[str, tuple[str, int]]
+    #: Token letter -> value: ``h n p r u l L d i k C j``.
     token_values: Mapping[str, str]
+    #: Raw ProxyCommand; None when unset, ``none``, or masked by an earlier ProxyJump.
     proxy_command: str | None
+    #: Raw ProxyJump (comment cut); None when unset, ``none`` or masked by ProxyCommand.
     proxy_jump: str | None
+    #: IdentityFile paths expanded (``~``, tokens, ``${ENV}``), ``none`` entries dropped;
+    #: a non-empty ``get_all("identityfile")`` still means "no default keys".
     identity_files: tuple[str, ...]
+    #: UserKnownHostsFile expanded; () when not set or ``none``.
     user_known_hosts_files: tuple[str, ...]
+    #: GlobalKnownHostsFile verbatim (OpenSSH expands nothing there); () when not set.
     global_known_hosts_files: tuple[str, ...]
+    #: HostKeyAlias, lowercased as ssh.c does; None when not set.
     host_key_alias: str | None
+    #: ConnectTimeout in seconds; None when unset, ``none`` or 0.
     connect_timeout: float | None
+    #: ForwardAgent yes/true or a socket path.
     forward_agent: bool
+    #: IdentitiesOnly.
     identities_only: bool
+    #: The environment ``${VAR}`` expansion used (a snapshot at resolve time).
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, keyword: str) -> str | None:
@@ -418,7 +441,12 @@ def _with_paths(hc: HostConfig, reader: Reader) -> HostConfig:
 
     def expanded(keyword: str) -> tuple[str, ...]:
         pairs = zip(reader.values.get(keyword, []), reader.origins.get(keyword, []))
-        return tuple(_expand_path(hc, raw, keyword, where) for raw, where in pairs)
+        # ssh.c skips "IdentityFile none" (it still turns the default keys off).
+        return tuple(
+            _expand_path(hc, raw, keyword, where)
+            for raw, where in pairs
+            if keyword != "identityfile" or raw.lower() != "none"
+        )
 
     known = () if reader.first("userknownhostsfile") == "none" else expanded("userknownhostsfile")
     return dataclasses.replace(

@@ -310,7 +310,7 @@ def test_tilde_include_refused_in_system_file(home: Path, monkeypatch: pytest.Mo
 
 
 def test_match_tagged_localnetwork_version(unit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """9.4+/10.0 criteria: Tag/tagged, localnetwork (loopback), version, command."""
+    """9.4+/10.0 criteria: Tag/tagged, localnetwork, version, command, sessiontype."""
     path = unit / "match_new_criteria.conf"
     assert resolve(path, "tagged-host").port == 2601
     assert resolve(path, "other", options=[("Tag", "prod")]).port == 2601
@@ -322,7 +322,10 @@ def test_match_tagged_localnetwork_version(unit: Path, monkeypatch: pytest.Monke
     assert resolve(path, "doc-net").port == 2603
     assert resolve(path, "ver").port == 2604
     cmd = resolve(path, "cmd")
-    assert (cmd.port, cmd.user) == (22, "not-shell")
+    assert (cmd.port, cmd.user) == (22, "shell-no-command")
+    assert resolve(path, "rc").user == "exec-session"
+    assert resolve(path, "untagged").host_key_alias == "untagged"
+    assert resolve(path, "untagged", options=[("Tag", "t")]).host_key_alias is None
 
 
 def test_match_localnetwork_bad_list(home: Path) -> None:
@@ -393,3 +396,47 @@ def test_match_exec_single_quotes_group(home: Path) -> None:
     path = write(home / "cfg", "Match exec 'test %n = sq'\n  HostKeyAlias quoted\n")
     assert resolve(path, "sq").host_key_alias == "quoted"
     assert resolve(path, "other").host_key_alias is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("Match sessiontype=shell x", "Unsupported Match attribute sessiontype=shell"),
+        ("Match host", "missing argument for Match 'host'"),
+        ("Match host=", "Missing Match criteria for host"),
+        ("Match final all", None),
+        ("Match canonical final all", "cannot be combined"),
+        ("Match exec '%x' host x", "unknown key %x"),
+        ("Match host nomatch exec %x", "unknown key %x"),  # expanded even when skipped
+    ],
+)
+def test_match_line_errors(home: Path, line: str, message: str | None) -> None:
+    """key=value only for the criteria OpenSSH lists; exec tokens checked even if skipped."""
+    path = write(home / "cfg", f"{line}\n  Port 1\n")
+    if message is None:
+        resolve(path, "h")
+        return
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve(path, "h")
+
+
+def test_negated_final_does_not_ask_for_second_pass(home: Path) -> None:
+    """Only a non-negated 'final' requests the second pass (readconf.c)."""
+    text = "Host a\n  HostName b\nHost b\n  Port 2\nMatch !final host zzz\n"
+    assert resolve(write(home / "cfg", text), "a").port == 22
+    text = text.replace("!final", "final")
+    assert resolve(write(home / "cfg", text), "a").port == 2
+
+
+def test_identityfile_none_dropped(home: Path) -> None:
+    """'IdentityFile none' is skipped by ssh.c; the raw value stays visible."""
+    path = write(home / "cfg", "Host n\n  IdentityFile none\n  IdentityFile ~/.ssh/k\n")
+    hc = resolve(path, "n")
+    assert hc.identity_files == (str(home / ".ssh" / "k"),)
+    assert hc.get_all("identityfile") == ("none", "~/.ssh/k")
+
+
+def test_include_with_unset_variable_is_skipped(home: Path, tmp_path: Path) -> None:
+    """OpenSSH logs an Include whose ${VAR} is unset and goes on; '~' checked after expansion."""
+    path = write(home / "cfg", "Include ${PARAPROXY_UNSET_VAR}/x\nPort 7\n")
+    assert resolve(path, "h").port == 7

@@ -6,7 +6,8 @@ the keywords paraproxy honours must print identically, and a config ssh refuses 
 raise :class:`~paraproxy.errors.ConfigError`.  Hypothesis then generates configs.
 
 Known 9.2 differences kept out of the oracle: ``%C`` (9.2 hashes without ``%j``),
-tokens in ``User``/``Include`` (10.0/9.9), and the 9.4+ Match criteria.
+tokens in ``User``/``Include`` (10.0/9.9), the 9.4+ Match criteria, and ``Match !final``
+(9.2 then makes the second pass; 10.x does not).
 """
 
 from __future__ import annotations
@@ -249,7 +250,8 @@ _CRITERION = st.sampled_from(
 @st.composite
 def _match_line(draw: st.DrawFn) -> str:
     """A Match line: criteria (maybe negated, maybe key=value), or all/final/canonical."""
-    head = draw(st.sampled_from(["", "", "final ", "canonical ", "!final "]))
+    # "!final" is left out: 9.2 made it ask for the second pass, 10.x does not.
+    head = draw(st.sampled_from(["", "", "final ", "canonical ", "!canonical "]))
     if draw(st.integers(0, 6)) == 0:
         return "Match " + head + "all"
     parts = []
