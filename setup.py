@@ -30,6 +30,7 @@ setup(
             "mypy>=1.5",
             "ruff>=0.4",
             "types-paramiko",
+            "sphinx>=7",
         ],
     },
     entry_points={"console_scripts": ["paraproxy = paraproxy.__main__:main"]},
