@@ -54,9 +54,14 @@ def _keep(text: str, home: str | None = None) -> dict[str, list[str]]:
     return out
 
 
-def ssh_g(path: Path, host: str, user: str | None, port: int | None, home: Path) -> Outcome:
+def ssh_g(
+    path: Path, host: str, user: str | None, port: int | None, home: Path,
+    options: tuple[tuple[str, str], ...] = (),
+) -> Outcome:  # fmt: skip
     """Ask OpenSSH; None when it refuses the config."""
     argv = [SSH, "-G", "-F", str(path)]
+    for key, value in options:
+        argv += ["-o", f"{key}={value}"]
     argv += ["-l", user] if user else []
     argv += ["-p", str(port)] if port else []
     env = dict(os.environ, HOME=str(home))
@@ -69,10 +74,13 @@ def ssh_g(path: Path, host: str, user: str | None, port: int | None, home: Path)
     return _keep(proc.stdout, str(home))
 
 
-def ours(path: Path, host: str, user: str | None, port: int | None) -> Outcome:
+def ours(
+    path: Path, host: str, user: str | None, port: int | None,
+    options: tuple[tuple[str, str], ...] = (),
+) -> Outcome:  # fmt: skip
     """Ask paraproxy; None when it raises ConfigError."""
     try:
-        hc = config.resolve(host, user=user, port=port, config_files=[str(path)])
+        hc = config.resolve(host, user=user, port=port, config_files=[str(path)], options=options)
     except ConfigError:
         return None
     return _keep(hc.to_ssh_g())
@@ -149,13 +157,13 @@ CASES = (
         ("ipv6.conf", "v4short", None, None),
         ("ignore_unknown.conf", "h", None, None),
         ("deprecated.conf", "h", None, None),
-    ("include_state.conf", "st1", None, None),
-    ("include_state.conf", "st2", None, None),
-    ("include_state.conf", "nothing", None, None),
-    ("tokens_misc.conf", "pct", None, None),
-    ("tokens_misc.conf", "scoped", None, None),
-    ("tokens_misc.conf", "exn", None, None),
-    ("tokens_misc.conf", "exo", None, None),
+        ("include_state.conf", "st1", None, None),
+        ("include_state.conf", "st2", None, None),
+        ("include_state.conf", "nothing", None, None),
+        ("tokens_misc.conf", "pct", None, None),
+        ("tokens_misc.conf", "scoped", None, None),
+        ("tokens_misc.conf", "exn", None, None),
+        ("tokens_misc.conf", "exo", None, None),
     ]
     + [
         ("proxy_precedence.conf", host, None, None)
@@ -186,6 +194,29 @@ def test_corpus_matches_ssh(corpus: Path, name: str, host: str, user: str | None
                             port: int | None) -> None:  # fmt: skip
     """Every corpus lookup prints the honoured keywords exactly as ssh -G does."""
     compare(corpus, name, host, user, port)
+
+
+OPTION_CASES = [
+    ("basic.conf", "gatekeeper", (("Port", "2001"), ("User", "optuser"))),
+    ("basic.conf", "gatekeeper", (("IdentityFile", "/opt/key"), ("HostName", "opt-%h"))),
+    ("proxy_precedence.conf", "cmd-first", (("ProxyJump", "u@optjump:22"),)),
+    ("proxy_precedence.conf", "jump-first", (("ProxyCommand", "nc opt %h"),)),
+    ("proxy_precedence.conf", "jump-first", (("proxyjump", "none"),)),
+    ("proxy_precedence.conf", "cmd-none", (("ProxyCommand", "none"),)),
+    ("match.conf", "m2", (("User", "bob"),)),
+    ("syntax.conf", "eq", (("ConnectTimeout", "none"), ("ForwardAgent", "no"))),
+    ("ignore_unknown.conf", "h", (("IgnoreUnknown", "nothing"),)),
+]
+
+
+@pytest.mark.parametrize(("name", "host", "options"), OPTION_CASES)
+def test_options_match_ssh_dash_o(
+    corpus: Path, name: str, host: str, options: tuple[tuple[str, str], ...]
+) -> None:
+    """options= behaves like ssh -o Key=Value (highest precedence, first wins)."""
+    home = Path(os.environ["HOME"])
+    expected = ssh_g(corpus / name, host, None, None, home, options)
+    assert ours(corpus / name, host, None, None, options) == expected
 
 
 ERRORS = sorted(p.name for p in (CORPUS / "errors").glob("*.conf"))
