@@ -289,8 +289,8 @@ class Chain:
         """Turn paramiko's exception for ``hop`` into one that names the hop."""
         if isinstance(exc, (HopError, ProxyCommandError)) or not isinstance(exc, Exception):
             return exc
-        if hop.index == 1 and self.bridge is not None:
-            return self.link_failure(hop, exc, self._clients[-1])
+        # The link worked and the hop answered: its verdict names the hop, even
+        # when the link is a ProxyCommand.
         policy = _recording(self._clients[-1] if self._clients else None)
         if isinstance(exc, paramiko.BadHostKeyException):
             return HopHostKeyError(hop.label, _changed_key_text(hop, exc))

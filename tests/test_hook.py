@@ -444,3 +444,33 @@ def test_no_warning_escapes_a_normal_connect(ssh_home, servers):
         client = _client(ssh_home)
         client.connect("mayu.kamakura")
         client.close()
+
+
+def test_first_hop_behind_a_proxycommand_names_itself_on_auth_failure(ssh_home, servers):
+    _known_hosts(ssh_home, servers)
+    new_ed25519_key(ssh_home.path / ".ssh" / "id_other")
+    config = _chain_config(servers).replace(
+        "    HostKeyAlias gatekeeper\n    IdentityFile ~/.ssh/id_test",
+        f"    HostKeyAlias gatekeeper\n    IdentityFile ~/.ssh/id_other\n    ProxyCommand {RELAY}",
+    )
+    ssh_home.write_config(config)
+    client = _client(ssh_home)
+    with pytest.raises(HopAuthenticationError) as info:
+        client.connect("mayu.kamakura", look_for_keys=False, allow_agent=False)
+    client.close()
+    assert str(info.value).startswith("hop 1/3 gatekeeper (root@127.0.0.1:")
+
+
+def test_paraproxy_config_file_is_used_for_every_hop(ssh_home, servers, tmp_path, monkeypatch):
+    _known_hosts(ssh_home, servers)
+    elsewhere = tmp_path / "cfg"
+    elsewhere.write_text(_chain_config(servers))
+    elsewhere.chmod(0o600)
+    ssh_home.write_config("Host *\n    ProxyCommand false\n")  # must not be read
+    monkeypatch.setenv("PARAPROXY_CONFIG", str(elsewhere))
+    client = _client(ssh_home)
+    client.connect("mayu.kamakura")
+    try:
+        assert _run(client, "hostname") == "mayu.kamakura"
+    finally:
+        client.close()
