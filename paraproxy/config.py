@@ -82,6 +82,7 @@ from paraproxy._cfgfile import Line
 from paraproxy._jumpspec import parse_proxy_jump
 from paraproxy._keywords import canonical_keyword, parse_bool, parse_port, parse_time
 from paraproxy._readconf import COMMAND_LINE, Reader, Source, option_line
+from paraproxy._sshg import ssh_g_lines
 from paraproxy._tokens import (
     ENV_KEYWORDS,
     TOKENS_BY_KEYWORD,
@@ -98,14 +99,6 @@ logger = logging.getLogger(__name__)
 
 #: The user file, then the system file (ssh_config(5) DESCRIPTION).
 DEFAULT_CONFIG_FILES = ("~/.ssh/config", "/etc/ssh/ssh_config")
-
-# What `ssh -G` prints when nothing is configured (OpenSSH 9.2, readconf.c).
-_DEFAULT_IDENTITY_FILES = (
-    "~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ecdsa_sk", "~/.ssh/id_ed25519",
-    "~/.ssh/id_ed25519_sk", "~/.ssh/id_xmss", "~/.ssh/id_dsa",
-)  # fmt: skip
-_DEFAULT_USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
-_DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 
 
 @dataclass(frozen=True)
@@ -179,7 +172,7 @@ class HostConfig:
 
     def to_ssh_g(self) -> str:
         """Render the honoured keywords the way ``ssh -G`` (OpenSSH 9.2) prints them."""
-        return "".join(f"{key} {value}\n" for key, value in _ssh_g_lines(self))
+        return "".join(f"{key} {value}\n" for key, value in ssh_g_lines(self))
 
 
 # -- resolve ---------------------------------------------------------------------
@@ -440,6 +433,7 @@ def _with_paths(hc: HostConfig, reader: Reader) -> HostConfig:
     """Fill in the expanded IdentityFile and known-hosts lists."""
 
     def expanded(keyword: str) -> tuple[str, ...]:
+        """Expand every value of a path keyword with its own origin."""
         pairs = zip(reader.values.get(keyword, []), reader.origins.get(keyword, []))
         # ssh.c skips "IdentityFile none" (it still turns the default keys off).
         return tuple(
@@ -453,70 +447,3 @@ def _with_paths(hc: HostConfig, reader: Reader) -> HostConfig:
         hc, identity_files=expanded("identityfile"), user_known_hosts_files=known,
         global_known_hosts_files=tuple(reader.values.get("globalknownhostsfile", ())),
     )  # fmt: skip
-
-
-# -- ssh -G -----------------------------------------------------------------------
-
-
-def _ssh_g_lines(hc: HostConfig) -> list[tuple[str, str]]:
-    """The (keyword, value) lines of ``ssh -G`` for the keywords paraproxy honours."""
-    lines = [
-        ("host", hc.host),
-        ("user", hc.user),
-        ("hostname", hc.hostname),
-        ("port", str(hc.port)),
-    ]
-    lines.append(("identitiesonly", "yes" if hc.identities_only else "no"))
-    if hc.host_key_alias is not None:
-        lines.append(("hostkeyalias", hc.host_key_alias))
-    # ssh -G (9.2) prints IdentityFile unexpanded, the defaults when none is set.
-    lines += [("identityfile", f) for f in hc.get_all("identityfile") or _DEFAULT_IDENTITY_FILES]
-    lines.append(
-        (
-            "globalknownhostsfile",
-            " ".join(hc.global_known_hosts_files or _DEFAULT_GLOBAL_KNOWN_HOSTS),
-        )
-    )
-    lines.append(("userknownhostsfile", _known_hosts_text(hc)))
-    lines.append(("forwardagent", _forward_agent_text(hc.get("forwardagent"))))
-    timeout = hc.get("connecttimeout")
-    seconds = parse_time(timeout) if timeout not in (None, "none") else None
-    lines.append(("connecttimeout", "none" if seconds is None else str(seconds)))
-    if hc.proxy_command is not None:
-        lines.append(("proxycommand", hc.proxy_command))
-    if hc.proxy_jump is not None:
-        lines.append(("proxyjump", _render_jump(hc.proxy_jump)))
-    return lines
-
-
-def _known_hosts_text(hc: HostConfig) -> str:
-    """UserKnownHostsFile as ssh -G prints it: expanded, defaults when unset."""
-    if hc.get("userknownhostsfile") == "none":
-        return "none"
-    if hc.user_known_hosts_files:
-        return " ".join(hc.user_known_hosts_files)
-    home = hc.token_values["d"]
-    return " ".join(home + p[1:] for p in _DEFAULT_USER_KNOWN_HOSTS)
-
-
-def _forward_agent_text(raw: str | None) -> str:
-    """ForwardAgent as ssh -G prints it: yes/no, or the socket path."""
-    if raw is None:
-        return "no"
-    flag = parse_bool(raw)
-    return raw if flag is None else ("yes" if flag else "no")
-
-
-def _render_jump(value: str) -> str:
-    """ProxyJump as ssh -G prints it: earlier hops verbatim, the last one re-rendered."""
-    hops = parse_proxy_jump(value)
-    if not hops:
-        return value
-    word = value.split(None, 1)[0].split("#", 1)[0]
-    head = word.rsplit(",", 1)[0] + "," if "," in word else ""
-    last = hops[-1]
-    numeric = ":" in last.host or all(c in "0123456789." for c in last.host)
-    host = f"[{last.host}]" if numeric else last.host
-    user = f"{last.user}@" if last.user is not None else ""
-    port = f":{last.port}" if last.port is not None else ""
-    return f"{head}{user}{host}{port}"
