@@ -151,6 +151,8 @@ def no_leaks(
         return not files
 
     wait_until(tmp_empty, 0.0 if leaks else 1.0)
+    if not files:
+        tmpdir.rmdir()
     if leaks or files:
         extra = "\n".join([f"{len(files)} file(s) left in TMPDIR:"] + [f"  {f}" for f in files])
         pytest.fail(
