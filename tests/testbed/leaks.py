@@ -14,7 +14,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["ChildInfo", "Leaks", "Snapshot", "child_processes", "open_fds", "wait_until"]
+__all__ = [
+    "ChildInfo",
+    "Leaks",
+    "Snapshot",
+    "check_back_to",
+    "child_processes",
+    "open_fds",
+    "wait_until",
+]
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> bool:

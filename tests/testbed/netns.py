@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,13 @@ __all__ = [
     "Namespace",
     "TestbedError",
     "cleanup_stale",
+    "descendants",
     "ip",
     "kill_processes",
+    "namespace_name",
     "namespace_pids",
     "process_tree",
+    "root_ifname",
 ]
 
 PREFIX = "ppx"
@@ -336,8 +338,3 @@ class AddressLock:
 def python_argv() -> list[str]:
     """The interpreter running the tests, isolated from the user's site and environment."""
     return [sys.executable, "-I", "-S"]
-
-
-def monotonic_ms(start: float) -> int:
-    """Milliseconds since ``start`` (a time.monotonic() value)."""
-    return int((time.monotonic() - start) * 1000)
