@@ -157,6 +157,15 @@ CASES = (
         ("ipv6.conf", "v4short", None, None),
         ("ignore_unknown.conf", "h", None, None),
         ("deprecated.conf", "h", None, None),
+        ("realworld.conf", "bastion", None, None),
+        ("realworld.conf", "ssh-host", None, None),
+        ("realworld.conf", "10.1.1.7", None, None),
+        ("realworld.conf", "prod-web", "alice", None),
+        ("realworld.conf", "prod-bastion", None, None),
+        ("realworld.conf", "db.corp.example.com", None, 2200),
+        ("realworld.conf", "bastion.corp.example.com", None, None),
+        ("realworld.conf", "github.com", None, None),
+        ("realworld.conf", "GitHub.com", None, None),
         ("include_state.conf", "st1", None, None),
         ("include_state.conf", "st2", None, None),
         ("include_state.conf", "nothing", None, None),
@@ -194,6 +203,15 @@ def test_corpus_matches_ssh(corpus: Path, name: str, host: str, user: str | None
                             port: int | None) -> None:  # fmt: skip
     """Every corpus lookup prints the honoured keywords exactly as ssh -G does."""
     compare(corpus, name, host, user, port)
+
+
+def test_jump_loop_left_to_the_planner(corpus: Path) -> None:
+    """ssh -G already refuses 'jumphost loop via self'; resolve() reports the raw
+    ProxyJump and leaves loop detection to the chain planner (paraproxy._route)."""
+    home = Path(os.environ["HOME"])
+    assert ssh_g(corpus / "realworld.conf", "self", None, None, home) is None
+    hc = config.resolve("self", config_files=[str(corpus / "realworld.conf")])
+    assert (hc.hostname, hc.proxy_jump) == ("self", "self")
 
 
 OPTION_CASES = [
