@@ -440,3 +440,30 @@ def test_include_with_unset_variable_is_skipped(home: Path, tmp_path: Path) -> N
     """OpenSSH logs an Include whose ${VAR} is unset and goes on; '~' checked after expansion."""
     path = write(home / "cfg", "Include ${PARAPROXY_UNSET_VAR}/x\nPort 7\n")
     assert resolve(path, "h").port == 7
+
+
+def test_configured_only_for_file_lines(home: Path) -> None:
+    """configured: some file line applied; command-line values do not count."""
+    path = write(home / "cfg", "Host known\n  Port 2\n")
+    assert resolve(path, "known").configured
+    assert not resolve(path, "other", user="x", options=[("Port", "3")]).configured
+
+
+def test_cache_notices_a_replaced_file(home: Path) -> None:
+    """A file replaced by rename (new inode, same size and mtime) is read again."""
+    path = write(home / "cfg", "Port 1001\n")
+    stamp = os.stat(path).st_mtime_ns
+    assert resolve(path, "h").port == 1001
+    fresh = write(home / "cfg.new", "Port 1002\n")
+    os.utime(fresh, ns=(stamp, stamp))
+    os.replace(fresh, path)
+    assert resolve(path, "h").port == 1002
+
+
+def test_expand_proxyjump_and_unknown_keyword(home: Path) -> None:
+    """expand() uses the keyword's token set; %u is not a ProxyJump token."""
+    path = write(home / "cfg", "Host x\n  HostName real\n  Port 2022\n")
+    hc = resolve(path, "x", user="bob")
+    assert hc.expand("%r@%h:%p,%n", "ProxyJump") == "bob@real:2022,x"
+    with pytest.raises(ConfigError, match="unknown key %u"):
+        hc.expand("%u", "proxyjump")
