@@ -208,18 +208,21 @@ class _Connect:
         kwargs = self._target_kwargs(route)
         chain = Chain(route, self._hop_options(kwargs), self.original)
         self.client.__dict__[_CHAIN_ATTR] = weakref.finalize(self.client, chain.close)
+        deadline = _Deadline(kwargs.get("timeout"), chain, self.client)
         try:
             kwargs["sock"] = chain.open(self.client)
             logger.info("%s: SSHAUTH %s@%s", route.target.label, kwargs["username"],
                         route.target.config.host)
             self.original(self.client, **kwargs)
         except BaseException as exc:
+            deadline.cancel()
             error = self._failure(chain, exc)
             self.original_close(self.client)
             _close_chain(self.client)
             if error is exc:
                 raise
             raise error from exc
+        deadline.cancel()
         logger.info("%s: connected", route.target.label)
 
     def _resolve(self, config_files: list[str] | None) -> config.HostConfig:
@@ -272,6 +275,8 @@ class _Connect:
         """The exception to raise for a failed connect: name the link that broke."""
         if isinstance(exc, ParaproxyError) or not isinstance(exc, Exception):
             return exc
+        if chain.expired is not None:
+            return chain.link_failure(chain.current, exc, self.client)
         if isinstance(exc, (paramiko.AuthenticationException, paramiko.BadHostKeyException)):
             # The route worked; the target said no. Exactly paramiko's own error.
             return exc
@@ -281,6 +286,40 @@ class _Connect:
         if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
             return exc
         return chain.link_failure(chain.route.target, exc, self.client)
+
+
+class _Deadline:
+    """ConnectTimeout over the whole route: cut it if the target's key exchange is not
+    done in time (authentication is bounded by ``auth_timeout`` instead, as in OpenSSH).
+
+    One timer thread, only while ``connect()`` runs.
+    """
+
+    def __init__(self, seconds: float | None, chain: Chain, client: paramiko.SSHClient) -> None:
+        self._timer: threading.Timer | None = None
+        if seconds is None:
+            return
+        self._seconds = float(seconds)
+        self._chain = chain
+        self._client = client
+        self._timer = threading.Timer(self._seconds, self._fire)
+        self._timer.name = f"paraproxy-deadline[{chain.route.target.config.host}]"
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        """Abort the chain unless the target's key exchange already finished."""
+        transport = self._client.get_transport()
+        if transport is not None and transport.session_id is not None:
+            return
+        self._chain.abort(self._seconds)
+
+    def cancel(self) -> None:
+        """Stop the timer and wait for it (it never blocks for long)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            if self._timer is not threading.current_thread():
+                self._timer.join(5.0)
 
 
 #: Keywords that change what paramiko does; a host with none of them set is

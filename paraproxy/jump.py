@@ -37,7 +37,7 @@ from paraproxy.errors import (
     ParaproxyError,
     ProxyCommandError,
 )
-from paraproxy.proxycommand import ProxyCommandBridge
+from paraproxy.proxycommand import _PHASE_WORDS, ProxyCommandBridge
 
 __all__ = ["Chain", "HopOptions", "host_key_name"]
 
@@ -105,6 +105,11 @@ class Chain:
         # Everything opened, closed in reverse: target link, hops, first socket, proxy.
         self._stack = contextlib.ExitStack()
         self.bridge: ProxyCommandBridge | None = None
+        #: The hop being connected now (the target once open() returned).
+        self.current: Hop = route.hops[0]
+        #: Seconds of the deadline that expired, once :meth:`abort` ran.
+        self.expired: float | None = None
+        self._first: Link | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -118,10 +123,12 @@ class Chain:
         hops = self.route.hops
         self._client = client
         try:
-            link = self._first_link(hops[0])
+            link = self._first = self._first_link(hops[0])
             for hop, nxt in zip(hops, hops[1:]):
+                self.current = hop
                 hop_client = self._connect_hop(hop, link)
                 link = self._next_link(hop, hop_client, nxt)
+            self.current = hops[-1]
         except BaseException:
             self.close()
             raise
@@ -304,6 +311,8 @@ class Chain:
         self, hop: Hop, exc: BaseException, client: paramiko.SSHClient
     ) -> ParaproxyError:
         """Explain a handshake with ``client`` that failed on the link into ``hop``."""
+        if self.expired is not None:
+            return self._timeout_failure(hop, client)
         if hop.index == 1 and self.bridge is not None:
             return self.proxy_failure(exc, _phase(client))
         prev = self._last_link
@@ -319,6 +328,33 @@ class Chain:
         bridge.wait_exit(0.5 if bridge.exit_status is None else 0)
         bridge.close()
         return bridge.failure(phase, exc)
+
+    def _timeout_failure(self, hop: Hop, client: paramiko.SSHClient) -> ParaproxyError:
+        """The connect deadline expired while ``hop`` was being connected."""
+        phase = _phase(client)
+        words = f"timed out after {self.expired:g} s (ConnectTimeout) {_PHASE_WORDS[phase]}"
+        if hop.index == 1 and self.bridge is not None:
+            bridge = self.bridge
+            bridge.close()
+            return ProxyCommandError(
+                bridge.command, words, bridge.exit_status, bridge.stderr_tail, phase=phase
+            )
+        return HopConnectError(hop.label, words)
+
+    def abort(self, seconds: float) -> None:
+        """The deadline expired: cut the first link, so every handshake on it fails now.
+
+        paramiko bounds each read, but a peer that trickles bytes restarts its
+        banner clock forever; cutting the link is the one bound that always holds.
+        """
+        self.expired = seconds
+        logger.info("%s: connect deadline of %g s expired; aborting", self.current.label, seconds)
+        first = self._first
+        if first is not None and isinstance(first, socket.socket):
+            try:
+                first.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     # -- closing -------------------------------------------------------------
 

@@ -238,3 +238,18 @@ def test_without_verbose_nothing_is_printed(home):
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_trickling_proxy_is_cut_at_the_deadline(home, tmp_path):
+    # 1 byte every 0.2 s, never a newline: paramiko's banner clock restarts on every byte.
+    script = tmp_path / "trickle.py"
+    script.write_text("import sys, time\n"
+                      "while True: sys.stdout.write('x'); sys.stdout.flush(); time.sleep(0.2)\n")
+    trickle = f"{sys.executable} {script}"
+    home.write_config(
+        f"Host trickle\n    HostName {GATEKEEPER}\n    ConnectTimeout 2\n    ProxyCommand {trickle}\n"
+    )
+    with pytest.raises(ProxyCommandError) as info:
+        _connected("trickle", username="root")
+    assert "timed out after 2 s (ConnectTimeout) before the SSH banner" in str(info.value)
+    assert info.value.exit_status is not None  # stopped and reaped
