@@ -33,6 +33,9 @@ Departures from OpenSSH
   capped at 16 MiB too.
 * The first bad line raises; OpenSSH reports every bad line, then
   ``terminating, N bad configuration options``.
+* The GSSAPI key-exchange keywords of the Debian/Red Hat patch
+  (``GSSAPIKeyExchange``, ``GSSAPITrustDNS``, ...) are known, as Debian's
+  ``ssh`` knows them; upstream OpenSSH refuses them.
 * Values of keywords paraproxy does not use are checked for their argument
   count and simple syntax only (a bad cipher list is not detected).
 * Caller-supplied names are validated with OpenSSH HEAD's rules plus 10.6's
