@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paraproxy._pattern import (
     host_line_matches,
@@ -90,3 +93,21 @@ def test_linear_time_on_adversarial_pattern() -> None:
     assert not match_pattern(text, pattern)
     assert not match_pattern(text, "?" * 30 + "*" + "?a" * 30 + "*b")
     assert time.monotonic() - start < 2.0
+
+
+_ALPHABET = "ab*?[]!."
+
+
+def _oracle(text: str, pattern: str) -> bool:
+    """A regex translation where only * and ? are special (the reference semantics)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, text, re.DOTALL) is not None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.text(alphabet=_ALPHABET, max_size=12), pattern=st.text(alphabet=_ALPHABET, max_size=8)
+)
+def test_match_pattern_agrees_with_regex_oracle(text: str, pattern: str) -> None:
+    """The segment matcher gives the same answer as a plain regex translation."""
+    assert match_pattern(text, pattern) is _oracle(text, pattern)
