@@ -92,6 +92,8 @@ def test_linear_time_on_adversarial_pattern() -> None:
     start = time.monotonic()
     assert not match_pattern(text, pattern)
     assert not match_pattern(text, "?" * 30 + "*" + "?a" * 30 + "*b")
+    assert match_pattern(text + "b", "*" + "a*" * 40 + "b")
+    assert not match_pattern(text + "b", "*" + "a?*" * 40 + "c*b")
     assert time.monotonic() - start < 2.0
 
 
