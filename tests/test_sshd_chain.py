@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -385,8 +384,7 @@ def test_chain_deeper_than_the_limit_is_refused(home):
 
 
 def _ssh_processes() -> set[int]:
-    """PIDs of running `ssh` client processes (to prove none was spawned)."""
-    if shutil.which("pgrep") is None:
-        return set()
-    out = subprocess.run(["pgrep", "-x", "ssh"], capture_output=True, text=True, check=False)
+    """PIDs of `ssh` client processes this test process started (to prove none was)."""
+    out = subprocess.run(["pgrep", "-x", "-P", str(os.getpid()), "ssh"], capture_output=True,
+                         text=True, check=False)
     return {int(p) for p in out.stdout.split()}

@@ -246,9 +246,8 @@ def test_trickling_proxy_is_cut_at_the_deadline(home, tmp_path):
     script.write_text("import sys, time\n"
                       "while True: sys.stdout.write('x'); sys.stdout.flush(); time.sleep(0.2)\n")
     trickle = f"{sys.executable} {script}"
-    home.write_config(
-        f"Host trickle\n    HostName {GATEKEEPER}\n    ConnectTimeout 2\n    ProxyCommand {trickle}\n"
-    )
+    home.write_config(f"Host trickle\n    HostName {GATEKEEPER}\n    ConnectTimeout 2\n"
+                      f"    ProxyCommand {trickle}\n")
     with pytest.raises(ProxyCommandError) as info:
         _connected("trickle", username="root")
     assert "timed out after 2 s (ConnectTimeout) before the SSH banner" in str(info.value)
