@@ -52,14 +52,21 @@ GUARD.install()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark test-bed users ``netns``; if there are any, wait for the addresses here.
+    """Mark the tests using the test bed ``netns`` (before ``-m`` deselects)."""
+    for item in items:
+        if "testbed" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.netns)
 
-    Waiting here, before any test starts, keeps a busy machine from eating a test's timeout.
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """If a selected test uses the test bed, wait here for its addresses to be free.
+
+    Waiting before any test starts keeps a busy machine from eating a test's timeout.
     """
-    users = [item for item in items if "testbed" in getattr(item, "fixturenames", ())]
-    for item in users:
-        item.add_marker(pytest.mark.netns)
-    if users and _lock_key not in config.stash:
+    config = session.config
+    if config.option.collectonly or _lock_key in config.stash:
+        return
+    if any("testbed" in getattr(item, "fixturenames", ()) for item in session.items):
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         lock = AddressLock(TESTBED_NET)
         lock.acquire(LOCK_WAIT, reporter.write_line if reporter else None)

@@ -343,7 +343,6 @@ def test_setup_is_fast(testbed: SshTestbed) -> None:
 # -- fixtures used by everybody ---------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("testbed")
 def test_ssh_home_is_private(ssh_home: SshHome) -> None:
     assert os.environ["HOME"] == str(ssh_home.path)
     assert "SSH_AUTH_SOCK" not in os.environ
