@@ -58,8 +58,9 @@ def ssh_g_lines(hc: HostConfig) -> list[tuple[str, str]]:
 
 def _known_hosts_text(hc: HostConfig) -> str:
     """UserKnownHostsFile as ssh -G prints it: expanded, defaults when unset."""
-    if hc.get("userknownhostsfile") == "none":
-        return "none"
+    raw = hc.get_all("userknownhostsfile")
+    if raw and raw[0].lower() == "none":
+        return raw[0]
     if hc.user_known_hosts_files:
         return " ".join(hc.user_known_hosts_files)
     home = hc.token_values["d"]

@@ -445,8 +445,25 @@ def _with_paths(hc: HostConfig, reader: Reader) -> HostConfig:
             if keyword != "identityfile" or raw.lower() != "none"
         )
 
-    known = () if reader.first("userknownhostsfile") == "none" else expanded("userknownhostsfile")
+    user_files = () if _none_list(reader, "userknownhostsfile") else expanded("userknownhostsfile")
+    global_files = (
+        ()
+        if _none_list(reader, "globalknownhostsfile")
+        else tuple(reader.values.get("globalknownhostsfile", ()))
+    )  # OpenSSH expands nothing in GlobalKnownHostsFile
     return dataclasses.replace(
-        hc, identity_files=expanded("identityfile"), user_known_hosts_files=known,
-        global_known_hosts_files=tuple(reader.values.get("globalknownhostsfile", ())),
+        hc, identity_files=expanded("identityfile"), user_known_hosts_files=user_files,
+        global_known_hosts_files=global_files,
     )  # fmt: skip
+
+
+def _none_list(reader: Reader, keyword: str) -> bool:
+    """Tell whether a known-hosts list is ``none``; ``none`` beside other files is an error."""
+    files = reader.values.get(keyword, [])
+    if not files or files[0].lower() != "none":
+        return False
+    if len(files) > 1:
+        name = "UserKnownHostsFiles" if keyword.startswith("user") else "GlobalKnownHostsFiles"
+        where = reader.origins[keyword][0]
+        raise ConfigError(f'Invalid {name}: "none" appears with other entries', *where)
+    return True

@@ -467,3 +467,13 @@ def test_expand_proxyjump_and_unknown_keyword(home: Path) -> None:
     assert hc.expand("%r@%h:%p,%n", "ProxyJump") == "bob@real:2022,x"
     with pytest.raises(ConfigError, match="unknown key %u"):
         hc.expand("%u", "proxyjump")
+
+
+def test_known_hosts_none(home: Path) -> None:
+    """'none' (any case) means no files; beside other files it is an error (ssh.c)."""
+    path = write(home / "cfg", "Host a\n  UserKnownHostsFile NONE\n  GlobalKnownHostsFile none\n"
+                               "Host b\n  UserKnownHostsFile none /x\n")  # fmt: skip
+    hc = resolve(path, "a")
+    assert (hc.user_known_hosts_files, hc.global_known_hosts_files) == ((), ())
+    with pytest.raises(ConfigError, match="appears with other entries"):
+        resolve(path, "b")
