@@ -199,7 +199,7 @@ class SshdHandle:
         except FileNotFoundError:
             return 0
 
-    def wait_for_log(self, pattern: str, timeout: float = 5.0, since: int = 0) -> re.Match[str]:
+    def wait_for_log(self, pattern: str, timeout: float = 10.0, since: int = 0) -> re.Match[str]:
         """Wait until the log after byte offset ``since`` matches the regex ``pattern``.
 
         Remember to ``re.escape()`` fingerprints: they contain ``+`` and ``/``.
