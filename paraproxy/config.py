@@ -214,7 +214,7 @@ def resolve(
     _apply_command_line(reader, user, port, options, check_names)
     _read_files(reader, config_files)
     if reader.want_final or _canonicalize(reader):
-        _final_pass(reader, host, config_files)
+        _final_pass(reader, config_files)
     return _finish(reader)
 
 
@@ -282,7 +282,7 @@ def _canonicalize(reader: Reader) -> bool:
     return value is not None and value.lower() not in ("no", "false")
 
 
-def _final_pass(reader: Reader, host: str, config_files: Sequence[str] | None) -> None:
+def _final_pass(reader: Reader, config_files: Sequence[str] | None) -> None:
     """Re-read the files with ``final`` true and Host matching the final hostname."""
     logger.debug("re-parsing configuration for the final pass")
     reader.final = True

@@ -205,6 +205,18 @@ def test_corpus_matches_ssh(corpus: Path, name: str, host: str, user: str | None
     compare(corpus, name, host, user, port)
 
 
+@pytest.mark.parametrize(
+    "host", ["1", "127.1", "0x7f.1", "FE80::1", "fe80::1%lo", "010.1.1.1", "::FFFF:1.2.3.4",
+             "MiXeD.Example.COM"],
+)  # fmt: skip
+def test_address_literals_with_dev_null(corpus: Path, host: str) -> None:
+    """-F /dev/null (a device, read as empty) and ssh's numeric canonical address forms."""
+    home = Path(os.environ["HOME"])
+    assert ours(Path("/dev/null"), host, None, None) == ssh_g(
+        Path("/dev/null"), host, None, None, home
+    )
+
+
 def test_jump_loop_left_to_the_planner(corpus: Path) -> None:
     """ssh -G already refuses 'jumphost loop via self'; resolve() reports the raw
     ProxyJump and leaves loop detection to the chain planner (paraproxy._route)."""
