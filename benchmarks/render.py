@@ -415,6 +415,18 @@ def markdown(results: dict[str, Any]) -> str:
         "this machine, sharing its CPUs; medians with min-max over n repetitions run "
         "round-robin (order rotated each repetition); ratios are of medians from this run."
     )
+    loads = [meta.get("loadavg_start")] + [
+        s.get("loadavg") for s in view.secs.values() if isinstance(s, dict)
+    ]
+    loads = [x for x in loads if x is not None]
+    if loads:
+        busy = loads[0] > 0.5
+        out.append(
+            f"- 1-min load average before the run and after each section: "
+            f"{', '.join(f'{x:.1f}' for x in loads)} (the run itself keeps about 2 busy)"
+            + ("; the machine was not idle at the start: absolute figures are noisier, the "
+               "interleaving keeps the ratios fair" if busy else "")
+        )
     if hook.get("hook_error"):
         out.append(f"- hook: {hook['hook_error']} (hook variants not measured)")
     out.append("")

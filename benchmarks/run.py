@@ -491,6 +491,7 @@ class Bench:
         self.results["meta"] = machine_info()
         self.results["mode"] = asdict(self.mode)
         self.results["meta"]["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        self.results["meta"]["loadavg_start"] = os.getloadavg()[0]
         try:
             self.setup()
             for name in self.sections:
@@ -498,6 +499,7 @@ class Bench:
                 t = time.monotonic()
                 getattr(self, f"run_{name}")()
                 self.section(name)["seconds"] = time.monotonic() - t
+                self.section(name)["loadavg"] = os.getloadavg()[0]
             for variant in self.profile:
                 print(f"== profile {variant}", flush=True)
                 try:

@@ -55,6 +55,9 @@ MaxStartups 200
 MaxSessions 64
 LogLevel INFO
 Subsystem sftp internal-sftp
+# Debian's bash sources ~/.bashrc for commands run by sshd when SHLVL is unset;
+# a heavy .bashrc (pyenv init: ~250 ms here) would then be timed as SSH.
+SetEnv SHLVL=1
 """
 
 
