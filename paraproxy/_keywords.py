@@ -376,6 +376,8 @@ def check_special(keyword: str, args: Sequence[str]) -> str | None:
         return None if bad is None else f"Bad IPQoS value: {bad}"
     if keyword == "rekeylimit" and len(args) > 2:
         return "keyword rekeylimit extra arguments at end of line"
+    if keyword == "sendenv" and any(a == "" or "=" in a for a in args):
+        return "Invalid environment name."
     if keyword == "setenv" and any("=" not in a for a in args):
         return "Invalid SetEnv."
     if keyword == "channeltimeout":

@@ -27,7 +27,7 @@ from paraproxy._keywords import (
     parse_time,
 )
 from paraproxy._match import MatchContext, evaluate_match
-from paraproxy._pattern import host_line_matches, match_pattern_list
+from paraproxy._pattern import host_line_matches, match_pattern, match_pattern_list
 from paraproxy._tokens import (
     TOKENS_BY_KEYWORD,
     UnsetVariableError,
@@ -275,7 +275,21 @@ class Reader:
             return  # "none" is readconf.c's unset value (-1): a later line still wins
         if key == "proxycommand" and self.jump_host not in (None, "none"):
             return  # an active ProxyJump came first
+        if key == "sendenv":
+            self._send_env(items, where)
+            return
         self._set(key, items, where)
+
+    def _send_env(self, items: Sequence[str], where: tuple[str, int]) -> None:
+        """SendEnv accumulates; ``-PATTERN`` removes the names already listed that match."""
+        for item in items:
+            if not item.startswith("-"):
+                self._set("sendenv", [item], where)
+                continue
+            pairs = zip(self.values.get("sendenv", []), self.origins.get("sendenv", []))
+            kept = [(name, origin) for name, origin in pairs if not match_pattern(name, item[1:])]
+            self.values["sendenv"] = [name for name, _ in kept]
+            self.origins["sendenv"] = [origin for _, origin in kept]
 
 
 def _expand_tilde(path: str, home: str, where: tuple[str, int]) -> str:

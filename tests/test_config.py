@@ -477,3 +477,12 @@ def test_known_hosts_none(home: Path) -> None:
     assert (hc.user_known_hosts_files, hc.global_known_hosts_files) == ((), ())
     with pytest.raises(ConfigError, match="appears with other entries"):
         resolve(path, "b")
+
+
+def test_sendenv_accumulates_and_removes(home: Path) -> None:
+    """SendEnv adds names; -PATTERN removes earlier ones; '=' is an invalid name."""
+    path = write(home / "cfg", "Host s\n  SendEnv LANG LC_ALL LC_CTYPE\n  SendEnv -LC_* TERM\n")
+    assert resolve(path, "s").get_all("sendenv") == ("LANG", "TERM")
+    path = write(home / "cfg", "SendEnv A=B\n")
+    with pytest.raises(ConfigError, match="Invalid environment name"):
+        resolve(path, "s")
