@@ -39,7 +39,7 @@ from paraproxy import _route, _verbose, config
 from paraproxy._readconf import COMMAND_LINE
 from paraproxy._tokens import check_caller_names
 from paraproxy.errors import ParaproxyError, ParaproxyWarning
-from paraproxy.jump import Chain, HopOptions, host_key_name
+from paraproxy.jump import Chain, HopOptions, host_key_name, session_summary
 
 __all__ = ["chain_of", "install", "is_installed", "uninstall"]
 
@@ -203,6 +203,8 @@ class _Connect:
                          hc.host)
             self.original(self.client, **self.passed)
             return
+        logger.debug("config: %s -> user %s, hostname %s, port %d, %s", hc.host, hc.user,
+                     hc.hostname, hc.port, _proxy_words(hc))
         route = _route.plan(hc, config_files)
         logger.info("plan: %s", route.describe())
         kwargs = self._target_kwargs(route)
@@ -223,7 +225,8 @@ class _Connect:
                 raise
             raise error from exc
         deadline.cancel()
-        logger.info("%s: connected", route.target.label)
+        logger.info("%s: connected: %s", route.target.label,
+                    session_summary(self.client, kwargs["hostname"], kwargs["port"]))
 
     def _resolve(self, config_files: list[str] | None) -> config.HostConfig:
         """Look the host up; passed arguments are the command line."""
@@ -338,6 +341,15 @@ def _applies(hc: config.HostConfig) -> bool:
         keyword in _ACTIVE_KEYWORDS and path != COMMAND_LINE
         for keyword, (path, _line) in hc.origins.items()
     )
+
+
+def _proxy_words(hc: config.HostConfig) -> str:
+    """``proxycommand nc %h %p`` / ``proxyjump a,b`` / ``direct`` for the log."""
+    if hc.proxy_command is not None:
+        return f"proxycommand {hc.proxy_command}"
+    if hc.proxy_jump is not None:
+        return f"proxyjump {hc.proxy_jump}"
+    return "direct"
 
 
 def _load_system_keys(client: paramiko.SSHClient, path: str) -> None:

@@ -39,7 +39,7 @@ from paraproxy.errors import (
 )
 from paraproxy.proxycommand import _PHASE_WORDS, ProxyCommandBridge
 
-__all__ = ["Chain", "HopOptions", "host_key_name"]
+__all__ = ["Chain", "HopOptions", "host_key_name", "session_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ class Chain:
             )
         except BaseException as exc:
             raise self._hop_failure(hop, exc) from exc
+        logger.info("%s: %s", hop.label, session_summary(hop_client, name, port))
         return hop_client
 
     def _hop_client(self, hop: Hop) -> paramiko.SSHClient:
@@ -416,6 +417,20 @@ def _changed_key_text(hop: Hop, exc: paramiko.BadHostKeyException) -> str:
     return (
         f"HOST KEY FOR {exc.hostname} HAS CHANGED: got {_fingerprint(exc.key)}, "
         f"expected {_fingerprint(exc.expected_key)}"
+    )
+
+
+def session_summary(client: paramiko.SSHClient, name: str, port: int) -> str:
+    """``banner SSH-2.0-OpenSSH_9.2p1, host key ssh-ed25519 SHA256:... known as yuka, ...``."""
+    transport = client.get_transport()
+    if transport is None:
+        return "not connected"
+    key = transport.get_remote_server_key()
+    known = name if port == 22 else f"[{name}]:{port}"
+    method = getattr(getattr(transport, "auth_handler", None), "auth_method", None) or "?"
+    return (
+        f"banner {transport.remote_version}, host key {_fingerprint(key)} known as {known}, "
+        f"authenticated by {method}"
     )
 
 

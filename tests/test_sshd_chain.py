@@ -388,3 +388,44 @@ def _ssh_processes() -> set[int]:
     out = subprocess.run(["pgrep", "-x", "-P", str(os.getpid()), "ssh"], capture_output=True,
                          text=True, check=False)
     return {int(p) for p in out.stdout.split()}
+
+
+def test_second_hop_refusing_forwarding(home, testbed):
+    sshd = testbed.start_sshd("yuka", 2222, {"AllowTcpForwarding": "no", "PermitOpen": "none"})
+    try:
+        home.write_known_hosts([testbed.known_hosts_line("gatekeeper", GATEKEEPER),
+                                testbed.known_hosts_line("yuka", "[yuka]:2222"),
+                                testbed.known_hosts_line("mayu", "mayu.kamakura")])
+        home.write_config("Host mayu.kamakura\n    ProxyJump gatekeeper,yuka:2222\n" + IDENTITIES)
+        with pytest.raises(HopChannelError) as info:
+            _connected("mayu.kamakura")
+        text = str(info.value)
+        assert text.startswith("hop 2/3 yuka (root@yuka:2222)")
+        assert "refused channel to mayu.kamakura:22: administratively prohibited" in text
+    finally:
+        sshd.stop()
+
+
+def test_relay_failing_on_the_second_hop(home):
+    home.write_config(IDENTITIES + "Host yuka\n    ProxyCommand ssh gatekeeper nc %h %p\n"
+                      "Host mayu.kamakura\n    ProxyCommand ssh yuka nc nosuchhost 22\n")
+    with pytest.raises(HopConnectError) as info:
+        _connected("mayu.kamakura")
+    text = str(info.value)
+    assert text.startswith("hop 3/3 mayu.kamakura (root@mayu.kamakura:22)")
+    assert "relay 'nc nosuchhost 22' exited with status 1" in text
+    assert "nosuchhost" in text.split("its stderr:", 1)[1]
+
+
+def test_import_order_does_not_matter(home):
+    home.write_config(IDENTITIES + ORIGINAL)
+    program = ("import paraproxy\nimport paramiko\n"
+               "c = paramiko.SSHClient(); c.load_system_host_keys(); c.connect('mayu.kamakura')\n"
+               "print(c.exec_command('echo $SSH_CONNECTION')[1].read().decode().split()[2])\n"
+               "c.close()\n")
+    for source in (program, program.replace("import paraproxy\nimport paramiko\n",
+                                            "import paramiko\nimport paraproxy\n")):
+        done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "198.18.3.2"
