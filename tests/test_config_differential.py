@@ -292,7 +292,11 @@ def _value_line(draw: st.DrawFn) -> str:
         keyword = draw(st.sampled_from([keyword.lower(), keyword.upper(), keyword]))
     sep = draw(st.sampled_from([" ", "=", " = ", "\t"]))
     comment = draw(st.sampled_from(["", "", " # note"]))
-    if keyword.lower() in ("proxycommand", "proxyjump"):
+    if keyword.lower() == "proxycommand":  # the rest of its line is the command
+        comment = ""
+    if keyword.lower() == "proxyjump" and value == "none":
+        # OpenSSH then jumps via a host called "none"; paraproxy means none
+        # (a documented departure, see paraproxy._jumpspec).
         comment = ""
     return f"    {keyword}{sep}{value}{comment}"
 
