@@ -352,15 +352,30 @@ def configs(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
+_OPTIONS = st.lists(
+    st.sampled_from([
+        ("Port", "2001"), ("User", "optuser"), ("ProxyJump", "optjump:22"),
+        ("ProxyCommand", "nc opt %h"), ("ProxyJump", "none"), ("ProxyCommand", "none"),
+        ("IdentityFile", "/opt/key_%h"), ("HostName", "opt-%h"), ("HostKeyAlias", "OptAlias"),
+    ]),
+    max_size=2,
+).map(tuple)  # fmt: skip
+
+
 @settings(
     deadline=None,
     max_examples=200,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(text=configs(), host=st.sampled_from(_NAMES),
+@given(text=configs(), host=st.sampled_from(_NAMES), options=_OPTIONS,
        user=st.sampled_from([None, "bob"]), port=st.sampled_from([None, 2299]))  # fmt: skip
 def test_generated_configs_match_ssh(
-    corpus: Path, text: str, host: str, user: str | None, port: int | None
+    corpus: Path,
+    text: str,
+    host: str,
+    options: tuple[tuple[str, str], ...],
+    user: str | None,
+    port: int | None,
 ) -> None:
     """Hypothesis-generated configs resolve as ssh -G resolves them."""
     path = corpus / "generated.conf"
@@ -370,7 +385,8 @@ def test_generated_configs_match_ssh(
     )
     path.write_text(text.replace("@INC@", str(included)))
     home = Path(os.environ["HOME"])
-    assert ours(path, host, user, port) == ssh_g(path, host, user, port, home), text
+    expected = ssh_g(path, host, user, port, home, options)
+    assert ours(path, host, user, port, options) == expected, (text, options)
 
 
 # -- every keyword, alone --------------------------------------------------------------
