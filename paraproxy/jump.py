@@ -20,13 +20,24 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Union
 
 import paramiko
 from paramiko.agent import AgentRequestHandler
 
+from paraproxy._hostkeys import (
+    changed_key_text,
+    fingerprint,
+    hop_client,
+    host_key_name,
+    lookup_name,
+    recording,
+    unknown_key_text,
+    verify_reused,
+)
+from paraproxy._pool import POOL, Segment, reuse_enabled
 from paraproxy._route import Exec, Forward, Hop, ProxyCommand, Route, Tcp
 from paraproxy.errors import (
     HopAuthenticationError,
@@ -67,18 +78,6 @@ class HopOptions:
     disabled_algorithms: dict[str, Any] | None = None
 
 
-def host_key_name(hop: Hop) -> tuple[str, int]:
-    """The (name, port) paramiko must look up, as OpenSSH names the host in known_hosts.
-
-    HostKeyAlias is used bare, so it is looked up with port 22 (paramiko then
-    adds no ``[ ]:port``); otherwise the effective HostName and port.
-    """
-    alias = hop.config.host_key_alias
-    if alias:
-        return alias.lower(), 22
-    return hop.config.hostname, hop.config.port
-
-
 class Chain:
     """Every hop of one connection, opened in order and closed in reverse.
 
@@ -86,6 +85,11 @@ class Chain:
         caller connects itself over :meth:`open`'s result.
     :param options: caller settings that apply to hops.
     :param connect: paramiko's original ``SSHClient.connect`` (not the hook).
+
+    The chain owns the link into the target and one reference to the last
+    hop's :class:`~paraproxy._pool.Segment`, which owns the hop before it, and
+    so on: releasing that reference closes every hop nobody else uses, last
+    hop first, the first hop's ProxyCommand last.
     """
 
     def __init__(
@@ -100,16 +104,16 @@ class Chain:
         self._client: paramiko.SSHClient | None = None
         self._options = options
         self._connect = connect
-        self._clients: list[paramiko.SSHClient] = []
-        self._last_link: Link | None = None
-        # Everything opened, closed in reverse: target link, hops, first socket, proxy.
-        self._stack = contextlib.ExitStack()
+        #: The ProxyCommand in front of the first hop, if this chain started it.
         self.bridge: ProxyCommandBridge | None = None
         #: The hop being connected now (the target once open() returned).
         self.current: Hop = route.hops[0]
         #: Seconds of the deadline that expired, once :meth:`abort` ran.
         self.expired: float | None = None
-        self._first: Link | None = None
+        self._segment: Segment | None = None
+        self._reused = False
+        self._pending: Link | None = None
+        self._stack = contextlib.ExitStack()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -123,12 +127,14 @@ class Chain:
         hops = self.route.hops
         self._client = client
         try:
-            link = self._first = self._first_link(hops[0])
+            if len(hops) == 1:
+                link = self._first_link(hops[0], self._stack)
             for hop, nxt in zip(hops, hops[1:]):
                 self.current = hop
-                hop_client = self._connect_hop(hop, link)
-                link = self._next_link(hop, hop_client, nxt)
+                self._advance(hop)
+                link = self._link_to(nxt)
             self.current = hops[-1]
+            self._pending = link
         except BaseException:
             self.close()
             raise
@@ -136,22 +142,106 @@ class Chain:
             self._client = None
         return link
 
-    def _first_link(self, hop: Hop) -> Link:
+    @property
+    def segment(self) -> Segment | None:
+        """The last hop's segment (for inspection: ``segment.users``)."""
+        return self._segment
+
+    def _advance(self, hop: Hop) -> None:
+        """Make ``hop``'s segment the chain's last: reuse a shared one, or build it."""
+        key = self._key(hop)
+        with POOL.building(key):
+            shared = POOL.acquire(key) if key is not None else None
+            if shared is not None:
+                self._take(shared)
+                assert self._client is not None and shared.client is not None
+                verify_reused(self._client, hop, shared.client)
+                self._reused = True
+                return
+            POOL.publish(self._build(hop, key))
+            self._reused = False
+
+    def _key(self, hop: Hop) -> Hashable | None:
+        """What must match for another route's connection to ``hop`` to serve this one."""
+        prev = self._segment
+        if not reuse_enabled() or (prev is not None and prev.key is None):
+            return None
+        c, o = hop.config, self._options
+        identity = (c.user, c.hostname, c.port, lookup_name(hop), c.identity_files,
+                    c.identities_only, o.allow_agent, o.look_for_keys,
+                    repr(o.disabled_algorithms))
+        below = prev.key if prev is not None else hop.via
+        return (below, identity)
+
+    def _take(self, segment: Segment) -> None:
+        """Hold ``segment`` instead of the current last one."""
+        old, self._segment = self._segment, segment
+        if old is not None:
+            POOL.release(old)
+
+    def _build(self, hop: Hop, key: Hashable | None) -> Segment:
+        """Connect ``hop`` over a new link; the segment takes over the chain's reference."""
+        prev = self._segment
+        segment = Segment(hop.label, key, prev)
+        if prev is not None:
+            # First in, so it runs last: the hop below outlives this one.
+            segment.stack.callback(POOL.release, prev)
+        self._segment = segment
+        if prev is None:
+            link = self._first_link(hop, segment.stack)
+        else:
+            link = self._open_link(prev, hop, segment.stack)
+        segment.client = self._connect_hop(hop, link, segment.stack)
+        return segment
+
+    def _link_to(self, nxt: Hop) -> Link:
+        """Open the link into ``nxt`` on the last segment, falling back to a fresh hop.
+
+        A shared hop may refuse one more channel (sshd's MaxSessions): then this
+        chain opens its own connection to that hop, as if it had not been shared.
+        """
+        segment = self._segment
+        assert segment is not None
+        try:
+            return self._open_link(segment, nxt, self._stack)
+        except HopChannelError as exc:
+            if not self._reused:
+                raise
+            logger.info("%s: %s; opening a new connection to the hop", segment.label, exc.reason)
+        fresh = self._rebuild(self.current)
+        return self._open_link(fresh, nxt, self._stack)
+
+    def _rebuild(self, hop: Hop) -> Segment:
+        """Replace the shared last segment by a private one to the same hop."""
+        shared = self._segment
+        assert shared is not None
+        below = shared.prev
+        self._segment = POOL.retain(below) if below is not None else None
+        try:
+            fresh = self._build(hop, None)
+        finally:
+            POOL.release(shared)
+        self._reused = False
+        return fresh
+
+    def _first_link(self, hop: Hop, owner: contextlib.ExitStack) -> Link:
         """Open the first hop's socket: TCP from here, or a local ProxyCommand."""
         via = hop.via
         if isinstance(via, ProxyCommand):
             logger.info("%s: PROXY %s", hop.label, via.command)
-            self.bridge = ProxyCommandBridge(via.command, f"{hop.config.host}:{hop.config.port}")
-            self._stack.callback(_quietly, self.bridge.close)
-            return self.bridge.start()
+            bridge = ProxyCommandBridge(via.command, f"{hop.config.host}:{hop.config.port}")
+            owner.callback(_quietly, bridge.close)
+            self.bridge = bridge
+            self._pending = bridge.start()
+            return self._pending
         assert isinstance(via, Tcp)
         logger.info("%s: CONNECT %s:%d", hop.label, via.host, via.port)
-        return self._own(self._tcp(hop, via))
+        return self._own(self._tcp(hop, via), owner)
 
-    def _own(self, link: Link) -> Link:
-        """Take ownership of a socket or channel: it is closed with the chain."""
-        self._stack.callback(_quietly, link.close)
-        self._last_link = link
+    def _own(self, link: Link, owner: contextlib.ExitStack) -> Link:
+        """Give ``owner`` the socket or channel to close; it is the link in use now."""
+        owner.callback(_quietly, link.close)
+        self._pending = link
         return link
 
     def _tcp(self, hop: Hop, via: Tcp) -> socket.socket:
@@ -170,11 +260,13 @@ class Chain:
         own = hop.config.connect_timeout
         return own if own is not None else self._options.timeout
 
-    def _connect_hop(self, hop: Hop, link: Link) -> paramiko.SSHClient:
+    def _connect_hop(
+        self, hop: Hop, link: Link, owner: contextlib.ExitStack
+    ) -> paramiko.SSHClient:
         """Handshake, verify and authenticate one intermediate hop over ``link``."""
-        hop_client = self._hop_client(hop)
-        self._clients.append(hop_client)
-        self._stack.callback(_quietly, hop_client.close)
+        assert self._client is not None
+        client = hop_client(self._client, hop)
+        owner.callback(_quietly, client.close)
         name, port = host_key_name(hop)
         timeout = self._timeout(hop)
         opts = self._options
@@ -182,7 +274,7 @@ class Chain:
         logger.info("%s: SSHAUTH %s@%s", hop.label, hop.config.user, hop.config.host)
         try:
             self._connect(
-                hop_client,
+                client,
                 hostname=name,
                 port=port,
                 username=hop.config.user,
@@ -197,116 +289,108 @@ class Chain:
                 disabled_algorithms=opts.disabled_algorithms,
             )
         except BaseException as exc:
-            raise self._hop_failure(hop, exc) from exc
-        logger.info("%s: %s", hop.label, session_summary(hop_client, name, port))
-        return hop_client
+            raise self._hop_failure(hop, exc, client) from exc
+        logger.info("%s: %s", hop.label, session_summary(client, name, port))
+        return client
 
-    def _hop_client(self, hop: Hop) -> paramiko.SSHClient:
-        """A client for one hop that checks keys exactly as the caller's client would."""
-        # paramiko has no public API to share host-key state between clients;
-        # these attributes have been stable from paramiko 1.x to 5.x.
-        caller: Any = self._client
-        assert caller is not None
-        hop_client = paramiko.SSHClient()
-        system = paramiko.HostKeys()
-        for source in (caller._host_keys, caller._system_host_keys):
-            for name, keys in source.items():
-                for ktype, key in keys.items():
-                    system.add(name, ktype, key)
-        for path in (*hop.config.user_known_hosts_files, *hop.config.global_known_hosts_files):
-            _load_known_hosts(system, path)
-        state: Any = hop_client
-        state._system_host_keys = system
-        # Shared, so a policy that learns a key (AutoAddPolicy) teaches the caller's
-        # client and saves where the caller's client saves.
-        state._host_keys = caller._host_keys
-        state._host_keys_filename = caller._host_keys_filename
-        state._policy = _RecordingPolicy(caller._policy)
-        return hop_client
-
-    def _next_link(self, hop: Hop, hop_client: paramiko.SSHClient, nxt: Hop) -> Link:
-        """Open the channel on ``hop`` that carries the connection to ``nxt``."""
-        transport = hop_client.get_transport()
-        assert transport is not None
+    def _open_link(self, segment: Segment, nxt: Hop, owner: contextlib.ExitStack) -> Link:
+        """Open the channel on ``segment``'s hop that carries the connection to ``nxt``."""
+        transport = segment.client.get_transport() if segment.client is not None else None
+        if transport is None or not transport.is_active():
+            raise HopChannelError(segment.label, "the connection to the hop is closed")
         via = nxt.via
         if isinstance(via, Exec) and via.relay is not None and _relay_as_forward():
             try:
-                return self._forward(hop, transport, Forward(via.relay.host, via.relay.port))
+                target = Forward(via.relay.host, via.relay.port)
+                return self._forward(segment, transport, target, owner)
             except HopChannelError as exc:
-                logger.info("%s: %s; running the relay command instead", hop.label, exc.reason)
+                logger.info("%s: %s; running the relay command instead", segment.label,
+                            exc.reason)
         if isinstance(via, Exec):
-            return self._exec(hop, transport, via)
+            return self._exec(segment, transport, via, owner)
         assert isinstance(via, Forward)
-        return self._forward(hop, transport, via)
+        return self._forward(segment, transport, via, owner)
 
-    def _forward(self, hop: Hop, transport: paramiko.Transport, via: Forward) -> Link:
+    def _channel_timeout(self) -> float:
+        """How long a channel open may take: the hop's deadline, never paramiko's hour."""
+        return self._timeout(self.current) or _CHANNEL_TIMEOUT
+
+    def _forward(
+        self, segment: Segment, transport: paramiko.Transport, via: Forward,
+        owner: contextlib.ExitStack,
+    ) -> Link:
         """A direct-tcpip channel to ``via.host:via.port``, as ``ssh -W`` opens it."""
-        logger.info("%s: %s", hop.label, via.describe())
+        logger.info("%s: %s", segment.label, via.describe())
         try:
             chan = transport.open_channel(
-                "direct-tcpip",
-                (via.host, via.port),
-                ("127.0.0.1", 0),
-                timeout=self._timeout(hop) or _CHANNEL_TIMEOUT,
+                "direct-tcpip", (via.host, via.port), ("127.0.0.1", 0),
+                timeout=self._channel_timeout(),
             )
         except paramiko.ChannelException as exc:
             raise HopChannelError(
-                hop.label,
+                segment.label,
                 f"refused channel to {via.host}:{via.port}: {_channel_reason(exc)}",
                 exc.code,
             ) from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             reason = str(exc) or type(exc).__name__
             raise HopChannelError(
-                hop.label, f"no channel to {via.host}:{via.port}: {reason}"
+                segment.label, f"no channel to {via.host}:{via.port}: {reason}"
             ) from exc
-        return self._own(chan)
+        return self._own(chan, owner)
 
-    def _exec(self, hop: Hop, transport: paramiko.Transport, via: Exec) -> Link:
+    def _exec(
+        self, segment: Segment, transport: paramiko.Transport, via: Exec,
+        owner: contextlib.ExitStack,
+    ) -> Link:
         """Run the relay command on the hop; its channel carries the next hop."""
-        logger.info("%s: %s", hop.label, via.describe())
+        logger.info("%s: %s", segment.label, via.describe())
         if via.relay is not None and via.relay.idle_timeout is not None:
             logger.warning(
                 "%s: %r drops the connection after %g s idle (netcat -w is an idle "
                 "timeout); set PARAPROXY_RELAY=forward to open a direct-tcpip channel "
                 "instead",
-                hop.label, via.command, via.relay.idle_timeout,
+                segment.label, via.command, via.relay.idle_timeout,
             )
         try:
-            chan = transport.open_session(timeout=self._timeout(hop) or _CHANNEL_TIMEOUT)
-            self._own(chan)
+            chan = transport.open_session(timeout=self._channel_timeout())
+            self._own(chan, owner)
             if via.forward_agent:
                 # Only where asked (-A, ForwardAgent): a forwarded agent is a risk.
                 agent = AgentRequestHandler(chan)
-                self._stack.callback(_quietly, agent.close)
+                owner.callback(_quietly, agent.close)
             chan.exec_command(via.command)
         except paramiko.ChannelException as exc:
             raise HopChannelError(
-                hop.label, f"refused session for {via.command!r}: {_channel_reason(exc)}",
+                segment.label,
+                f"refused session for {via.command!r}: {_channel_reason(exc)}",
                 exc.code,
             ) from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise HopChannelError(
-                hop.label, f"could not run {via.command!r}: {exc or type(exc).__name__}"
+                segment.label, f"could not run {via.command!r}: {exc or type(exc).__name__}"
             ) from exc
         return chan
 
     # -- errors --------------------------------------------------------------
 
-    def _hop_failure(self, hop: Hop, exc: BaseException) -> BaseException:
+    def _hop_failure(
+        self, hop: Hop, exc: BaseException, client: paramiko.SSHClient
+    ) -> BaseException:
         """Turn paramiko's exception for ``hop`` into one that names the hop."""
         if isinstance(exc, (HopError, ProxyCommandError)) or not isinstance(exc, Exception):
             return exc
         # The link worked and the hop answered: its verdict names the hop, even
         # when the link is a ProxyCommand.
-        policy = _recording(self._clients[-1] if self._clients else None)
+        policy = recording(client)
         if isinstance(exc, paramiko.BadHostKeyException):
-            return HopHostKeyError(hop.label, _changed_key_text(hop, exc))
+            text = changed_key_text(lookup_name(hop), exc.key, exc.expected_key)
+            return HopHostKeyError(hop.label, text)
         if policy is not None and policy.rejected is not None:
-            return HopHostKeyError(hop.label, _unknown_key_text(hop, policy))
+            return HopHostKeyError(hop.label, unknown_key_text(policy))
         if isinstance(exc, paramiko.AuthenticationException):
             return HopAuthenticationError(hop.label, f"authentication failed: {exc}")
-        return self.link_failure(hop, exc, self._clients[-1])
+        return self.link_failure(hop, exc, client)
 
     def link_failure(
         self, hop: Hop, exc: BaseException, client: paramiko.SSHClient
@@ -316,10 +400,10 @@ class Chain:
             return self._timeout_failure(hop, client)
         if hop.index == 1 and self.bridge is not None:
             return self.proxy_failure(exc, _phase(client))
-        prev = self._last_link
         reason = f"connection failed: {str(exc) or type(exc).__name__}"
-        if isinstance(prev, paramiko.Channel) and isinstance(hop.via, Exec):
-            reason += _relay_status(prev, hop.via)
+        link = self._pending
+        if isinstance(link, paramiko.Channel) and isinstance(hop.via, Exec):
+            reason += _relay_status(link, hop.via)
         return HopConnectError(hop.label, reason)
 
     def proxy_failure(self, exc: BaseException, phase: str) -> ProxyCommandError:
@@ -343,81 +427,40 @@ class Chain:
         return HopConnectError(hop.label, words)
 
     def abort(self, seconds: float) -> None:
-        """The deadline expired: cut the first link, so every handshake on it fails now.
+        """The deadline expired: cut the link now in handshake, so it fails at once.
 
         paramiko bounds each read, but a peer that trickles bytes restarts its
         banner clock forever; cutting the link is the one bound that always holds.
+        Only a link this chain is handshaking over is cut, never a shared hop.
         """
         self.expired = seconds
         logger.info("%s: connect deadline of %g s expired; aborting", self.current.label, seconds)
-        first = self._first
-        if first is not None and isinstance(first, socket.socket):
-            try:
-                first.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        link = self._pending
+        try:
+            if isinstance(link, socket.socket):
+                link.shutdown(socket.SHUT_RDWR)
+            elif link is not None:
+                link.close()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
 
     # -- closing -------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every hop in reverse order, then the proxy process; never raises."""
+        """Close the target's link, then every hop nobody else uses; never raises."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        self._stack.close()
+        _quietly(self._stack.close)
+        segment, self._segment = self._segment, None
+        if segment is not None:
+            POOL.release(segment)
         logger.debug("chain %s closed", self.route.describe())
 
 
 #: paramiko's own default for a channel open is an hour; never wait that long.
 _CHANNEL_TIMEOUT = 30.0
-
-
-class _RecordingPolicy(paramiko.MissingHostKeyPolicy):
-    """Delegates to the caller's policy and remembers what it rejected (for the error)."""
-
-    def __init__(self, inner: paramiko.MissingHostKeyPolicy) -> None:
-        self.inner = inner
-        self.rejected: tuple[str, paramiko.PKey] | None = None
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        """Ask the caller's policy; note the key if it refuses."""
-        try:
-            self.inner.missing_host_key(client, hostname, key)
-        except BaseException:
-            self.rejected = (hostname, key)
-            raise
-
-
-def _recording(client: paramiko.SSHClient | None) -> _RecordingPolicy | None:
-    """The recording policy of a hop client, if it has one."""
-    policy = getattr(client, "_policy", None)
-    return policy if isinstance(policy, _RecordingPolicy) else None
-
-
-def _fingerprint(key: paramiko.PKey) -> str:
-    """``ssh-ed25519 SHA256:...`` as OpenSSH prints it."""
-    return f"{key.get_name()} {key.fingerprint}"
-
-
-def _unknown_key_text(hop: Hop, policy: _RecordingPolicy) -> str:
-    """Why an unknown host key was refused, with the key's fingerprint."""
-    assert policy.rejected is not None
-    name, key = policy.rejected
-    return (
-        f"host key for {name} is not known ({_fingerprint(key)}); "
-        f"refused by {type(policy.inner).__name__}"
-    )
-
-
-def _changed_key_text(hop: Hop, exc: paramiko.BadHostKeyException) -> str:
-    """Why a changed host key was refused, with both fingerprints."""
-    return (
-        f"HOST KEY FOR {exc.hostname} HAS CHANGED: got {_fingerprint(exc.key)}, "
-        f"expected {_fingerprint(exc.expected_key)}"
-    )
 
 
 def session_summary(client: paramiko.SSHClient, name: str, port: int) -> str:
@@ -429,7 +472,7 @@ def session_summary(client: paramiko.SSHClient, name: str, port: int) -> str:
     known = name if port == 22 else f"[{name}]:{port}"
     method = getattr(getattr(transport, "auth_handler", None), "auth_method", None) or "?"
     return (
-        f"banner {transport.remote_version}, host key {_fingerprint(key)} known as {known}, "
+        f"banner {transport.remote_version}, host key {fingerprint(key)} known as {known}, "
         f"authenticated by {method}"
     )
 
@@ -480,16 +523,6 @@ def _oserror_text(exc: OSError, host: str, port: int) -> str:
     else:
         what = exc.strerror or str(exc)
     return f"connect to host {host} port {port}: {what}"
-
-
-def _load_known_hosts(keys: paramiko.HostKeys, path: str) -> None:
-    """Add a known_hosts file to ``keys``; a missing file is no error (as in OpenSSH)."""
-    try:
-        keys.load(os.path.expanduser(path))
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        logger.debug("known_hosts %s unreadable: %s", path, exc)
 
 
 def _relay_as_forward() -> bool:
