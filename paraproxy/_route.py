@@ -67,6 +67,8 @@ class ProxyCommand:
 
     command: str
     why: str = ""
+    #: ProxyUseFdpass: the command passes back a connected socket and exits.
+    fdpass: bool = False
 
     def describe(self) -> str:
         """``PROXY 'command'``."""
@@ -238,14 +240,22 @@ class _Planner:
         """ProxyCommand: an in-process ssh hop when recognised, else a real command."""
         raw = hc.proxy_command
         assert raw is not None
+        if raw.strip() == "-":
+            path, line = hc.origins.get("proxycommand", (None, None))
+            raise ConfigError(
+                "ProxyCommand - (the connection on ssh's own stdin and stdout) has no "
+                "meaning inside a Python program", path, line,
+            )
+        fdpass = (hc.get("proxyusefdpass") or "no").lower() == "yes"
         parsed = parse_ssh_command(raw, lambda word: hc.expand(word, "proxycommand"))
-        if isinstance(parsed, NotRecognised):
+        if isinstance(parsed, NotRecognised) or fdpass:
+            reason = parsed.reason if isinstance(parsed, NotRecognised) else "ProxyUseFdpass"
             command = hc.expand(raw, "proxycommand")
-            if not parsed.reason.startswith("not an ssh command"):
-                note = f"{hc.host}: running ProxyCommand as a process: {parsed.reason}"
+            if not reason.startswith("not an ssh command"):
+                note = f"{hc.host}: running ProxyCommand as a process: {reason}"
                 self.notes.append(note)
                 logger.debug("plan: %s", note)
-            return [Hop(hc, ProxyCommand(command, parsed.reason))]
+            return [Hop(hc, ProxyCommand(command, reason, fdpass))]
         hop_hc = self._resolve_ssh_hop(parsed)
         me = Hop(hc, Tcp(hc.hostname, hc.port))
         hops = self.links(hop_hc, (*seen, me))

@@ -233,6 +233,8 @@ class Chain:
             owner.callback(_quietly, bridge.close)
             self.bridge = bridge
             self._pending = bridge.start()
+            if via.fdpass:
+                return self._own(bridge.receive_socket(self._timeout(hop)), owner)
             return self._pending
         assert isinstance(via, Tcp)
         logger.info("%s: CONNECT %s:%d", hop.label, via.host, via.port)
@@ -398,7 +400,7 @@ class Chain:
         """Explain a handshake with ``client`` that failed on the link into ``hop``."""
         if self.expired is not None:
             return self._timeout_failure(hop, client)
-        if hop.index == 1 and self.bridge is not None:
+        if hop.index == 1 and self.bridge is not None and not self.bridge.passed_socket:
             return self.proxy_failure(exc, _phase(client))
         reason = f"connection failed: {str(exc) or type(exc).__name__}"
         link = self._pending

@@ -77,6 +77,8 @@ class ProxyCommandBridge:
         self.pid: int | None = None
         self.exit_status: int | None = None
         self.killed = False
+        #: ProxyUseFdpass: the command passed back a connected socket.
+        self.passed_socket = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self._lock = threading.Lock()
@@ -108,6 +110,44 @@ class ProxyCommandBridge:
         )
         self._thread.start()
         return ours
+
+    def receive_socket(self, timeout: float | None) -> socket.socket:
+        """``ProxyUseFdpass yes``: take the connected socket the command passes back.
+
+        As in OpenSSH (``ssh_proxy_fdpass_connect``), the command (e.g. ``nc -F``)
+        connects, hands the socket over on its stdout with SCM_RIGHTS, and exits;
+        the connection then needs no process and no pair. Call after :meth:`start`.
+        """
+        pair = self.sock
+        assert pair is not None
+        pair.settimeout(timeout)
+        try:
+            _, fds, _, _ = socket.recv_fds(pair, 1, 4)
+        except OSError as exc:
+            raise ProxyCommandError(
+                self.command, f"passed no socket (ProxyUseFdpass): {exc}", phase="spawn"
+            ) from exc
+        finally:
+            # Ours is done with: from now on the child's exit must not touch
+            # the connection it passed.
+            self.sock = None
+            pair.close()
+        if not fds:
+            self.wait_exit(1.0)
+            raise ProxyCommandError(
+                self.command,
+                f"proxy {self.describe_exit()} without passing a socket (ProxyUseFdpass)",
+                self.exit_status, self.stderr_tail, phase="spawn",
+            )
+        for extra in fds[1:]:
+            os.close(extra)
+        conn = socket.socket(fileno=fds[0])
+        self.passed_socket = True
+        if conn.family in (socket.AF_INET, socket.AF_INET6):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        logger.debug("proxy %s: received a connected socket; the connection needs no process",
+                     self.label)
+        return conn
 
     def _spawn(self, theirs: socket.socket) -> subprocess.Popen[bytes]:
         """Start ``$SHELL -c "exec CMD"`` with ``theirs`` as stdin and stdout."""

@@ -252,3 +252,33 @@ def test_trickling_proxy_is_cut_at_the_deadline(home, tmp_path):
         _connected("trickle", username="root")
     assert "timed out after 2 s (ConnectTimeout) before the SSH banner" in str(info.value)
     assert info.value.exit_status is not None  # stopped and reaped
+
+
+def test_proxyusefdpass_hands_over_the_socket_and_no_process_stays(home):
+    home.write_config(f"Host gk\n    HostName {GATEKEEPER}\n    User root\n"
+                      "    ProxyUseFdpass yes\n    ProxyCommand nc -F %h %p\n")
+    client = _connected("gk")
+    try:
+        chain = chain_of(client)
+        assert chain is not None and chain.bridge is not None
+        assert chain.bridge.wait_exit(10) == 0  # nc -F passed the socket and left
+        assert _run(client, "echo $SSH_CONNECTION").split()[2] == GATEKEEPER
+    finally:
+        client.close()
+
+
+def test_proxyusefdpass_with_a_command_that_passes_nothing(home):
+    home.write_config(f"Host gk\n    HostName {GATEKEEPER}\n    User root\n"
+                      "    ProxyUseFdpass yes\n    ProxyCommand echo nothing to pass >&2\n")
+    with pytest.raises(ProxyCommandError) as info:
+        _connected("gk")
+    assert "without passing a socket (ProxyUseFdpass)" in str(info.value)
+    assert "nothing to pass" in info.value.stderr_tail
+
+
+def test_proxycommand_dash_is_refused_clearly(home):
+    path = home.write_config("Host gk\n    ProxyCommand -\n")
+    with pytest.raises(paramiko.ConfigParseError) as info:
+        _connected("gk", username="root")
+    assert f"{path} line 2" in str(info.value)
+    assert "ProxyCommand -" in str(info.value)
