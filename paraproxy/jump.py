@@ -37,6 +37,7 @@ from paraproxy._hostkeys import (
     unknown_key_text,
     verify_reused,
 )
+from paraproxy._link import ChannelLink
 from paraproxy._pool import POOL, Segment, reuse_enabled
 from paraproxy._route import Exec, Forward, Hop, ProxyCommand, Route, Tcp
 from paraproxy.errors import (
@@ -54,8 +55,8 @@ __all__ = ["Chain", "HopOptions", "host_key_name", "session_summary"]
 
 logger = logging.getLogger(__name__)
 
-#: paramiko accepts a socket or a channel as a transport's ``sock``.
-Link = Union[socket.socket, paramiko.Channel]
+#: What a transport runs over: a socket, or a channel on the hop before.
+Link = Union[socket.socket, ChannelLink]
 
 #: Open relays as direct-tcpip channels instead of running them (issue: nc -w1).
 _RELAY_MODE_ENV = "PARAPROXY_RELAY"
@@ -240,11 +241,14 @@ class Chain:
         logger.info("%s: CONNECT %s:%d", hop.label, via.host, via.port)
         return self._own(self._tcp(hop, via), owner)
 
-    def _own(self, link: Link, owner: contextlib.ExitStack) -> Link:
+    def _own(
+        self, link: socket.socket | paramiko.Channel, owner: contextlib.ExitStack
+    ) -> Link:
         """Give ``owner`` the socket or channel to close; it is the link in use now."""
-        owner.callback(_quietly, link.close)
-        self._pending = link
-        return link
+        own: Link = ChannelLink(link) if isinstance(link, paramiko.Channel) else link
+        owner.callback(_quietly, own.close)
+        self._pending = own
+        return own
 
     def _tcp(self, hop: Hop, via: Tcp) -> socket.socket:
         """Connect TCP with the hop's deadline, and disable Nagle's algorithm."""
@@ -356,7 +360,7 @@ class Chain:
             )
         try:
             chan = transport.open_session(timeout=self._channel_timeout())
-            self._own(chan, owner)
+            link = self._own(chan, owner)
             if via.forward_agent:
                 # Only where asked (-A, ForwardAgent): a forwarded agent is a risk.
                 agent = AgentRequestHandler(chan)
@@ -372,7 +376,7 @@ class Chain:
             raise HopChannelError(
                 segment.label, f"could not run {via.command!r}: {exc or type(exc).__name__}"
             ) from exc
-        return chan
+        return link
 
     # -- errors --------------------------------------------------------------
 
@@ -404,8 +408,8 @@ class Chain:
             return self.proxy_failure(exc, _phase(client))
         reason = f"connection failed: {str(exc) or type(exc).__name__}"
         link = self._pending
-        if isinstance(link, paramiko.Channel) and isinstance(hop.via, Exec):
-            reason += _relay_status(link, hop.via)
+        if isinstance(link, ChannelLink) and isinstance(hop.via, Exec):
+            reason += _relay_status(link.channel, hop.via)
         return HopConnectError(hop.label, reason)
 
     def proxy_failure(self, exc: BaseException, phase: str) -> ProxyCommandError:
