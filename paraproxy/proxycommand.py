@@ -271,7 +271,9 @@ class ProxyCommandBridge:
         err_fd = proc.stderr.fileno()
         os.set_blocking(err_fd, False)
         pidfd = _pidfd_open(proc.pid)
-        sel = selectors.DefaultSelector()
+        # poll(2) needs no descriptor of its own, unlike epoll: a connection costs
+        # the socket, the stderr pipe and the pidfd, nothing more.
+        sel = _selector()
         try:
             sel.register(err_fd, selectors.EVENT_READ, "stderr")
             if pidfd is not None:
@@ -420,6 +422,12 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+def _selector() -> selectors.BaseSelector:
+    """A selector that holds no descriptor (poll), where the platform has one."""
+    poll_selector = getattr(selectors, "PollSelector", None)
+    return poll_selector() if poll_selector is not None else selectors.DefaultSelector()
 
 
 def _pidfd_open(pid: int) -> int | None:
