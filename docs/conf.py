@@ -5,13 +5,17 @@ Build with warnings as errors, as the tests do (``tests/test_docs.py``)::
     .venv/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 Only Sphinx's built-in theme (alabaster) is used, and nothing is fetched at build
-time. One local directive, ``paraproxy-output``, runs ``python -m paraproxy ...``
-while the docs are built and shows what it printed, so the CLI examples are
-always real output of the code being documented.
+time. Two local directives keep the pages true to the code: ``paraproxy-output``
+runs ``python -m paraproxy ...`` while the docs are built and shows what it
+printed, so the CLI examples are real output; ``paraproxy-docstring`` inserts a
+bullet list from a module docstring (the departures from OpenSSH), so a list
+kept in the code is the list on the page.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import re
 import shlex
@@ -22,6 +26,7 @@ from pathlib import Path
 
 from docutils import nodes
 from docutils.parsers.rst import directives
+from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util import logging as sphinx_logging
 from sphinx.util.docutils import SphinxDirective
@@ -147,7 +152,52 @@ class ParaproxyOutput(SphinxDirective):
         return container
 
 
+class DocstringList(SphinxDirective):
+    """Insert the bullet list that follows ``:after:`` in a module's docstring.
+
+    Keeps lists that live in the code (the departures from OpenSSH) and the pages
+    from drifting apart: the page shows the module's current list, and a missing
+    anchor or list fails the build.
+    """
+
+    required_arguments = 1
+    option_spec = {"after": directives.unchanged_required}  # noqa: RUF012 - docutils' API
+
+    def run(self) -> list[nodes.Node]:
+        """Parse the list as if it were written in the page."""
+        module = importlib.import_module(self.arguments[0])
+        lines = inspect.cleandoc(module.__doc__ or "").splitlines()
+        anchor = self.options["after"]
+        items = _bullets_after(lines, anchor)
+        if not items:
+            logger.warning(
+                "paraproxy-docstring: no bullet list after %r in %s's docstring",
+                anchor, self.arguments[0], location=self.get_location(),
+            )
+            return []
+        container = nodes.container()
+        self.state.nested_parse(StringList(items, self.arguments[0]), 0, container)
+        return container.children
+
+
+def _bullets_after(lines: list[str], anchor: str) -> list[str]:
+    """The ``*`` bullet list (with its continuation lines) after the line holding ``anchor``."""
+    start = next((i for i, line in enumerate(lines) if anchor in line), None)
+    if start is None:
+        return []
+    out: list[str] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("* ") or (out and (line.startswith("  ") or not line.strip())):
+            out.append(line)
+        elif out:
+            break
+    while out and not out[-1].strip():
+        out.pop()
+    return out
+
+
 def setup(app: Sphinx) -> dict[str, object]:
-    """Register the local directive."""
+    """Register the local directives."""
     app.add_directive("paraproxy-output", ParaproxyOutput)
+    app.add_directive("paraproxy-docstring", DocstringList)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
