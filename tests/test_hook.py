@@ -17,7 +17,6 @@ import paramiko
 import pytest
 
 import paraproxy
-from paraproxy import hook
 from paraproxy._demoserver import DemoServer, new_ed25519_key
 from paraproxy.errors import (
     ChainError,
@@ -106,12 +105,13 @@ def test_import_installs_and_install_is_idempotent():
 
 def test_uninstall_restores_paramiko_exactly_and_reinstall_works():
     wrapped = paramiko.SSHClient.__dict__["connect"]
+    wrapped_close = paramiko.SSHClient.__dict__["close"]
     assert paraproxy.uninstall() is True
     try:
         assert not paraproxy.is_installed()
-        original = paramiko.SSHClient.__dict__["connect"]
-        assert original is wrapped.__wrapped__
-        assert paramiko.SSHClient.__dict__["close"] is hook._saved.get("close", original) or True
+        assert paramiko.SSHClient.__dict__["connect"] is wrapped.__wrapped__
+        assert paramiko.SSHClient.__dict__["close"] is wrapped_close.__wrapped__
+        assert not hasattr(paramiko.SSHClient.__dict__["connect"], "__paraproxy_wrapper__")
         assert paraproxy.uninstall() is False
     finally:
         assert paraproxy.install() is True
