@@ -41,7 +41,7 @@ exec((ROOT / "paraproxy" / "_version.py").read_text(), _about)
 
 project = "paraproxy"
 author = "the paraproxy authors"
-copyright = "2011-2026, the paraproxy authors; LGPL-2.1-or-later"  # noqa: A001
+copyright = "2011-2026, the paraproxy authors; LGPL-2.1-or-later"
 release = _about["__version__"]
 version = ".".join(release.split(".")[:2])
 
@@ -105,7 +105,10 @@ class ParaproxyOutput(SphinxDirective):
         if result.returncode != expected:
             logger.warning(
                 "paraproxy-output: `python -m paraproxy %s` exited with %s, not %s:\n%s",
-                self.arguments[0], result.returncode, expected, out,
+                self.arguments[0],
+                result.returncode,
+                expected,
+                out,
                 location=self.get_location(),
             )
         if "grep" in self.options:
@@ -120,8 +123,11 @@ class ParaproxyOutput(SphinxDirective):
 
     def _execute(self, args: list[str], workdir: str) -> subprocess.CompletedProcess[str]:
         """Run the command in ``workdir`` with a neutral environment."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PARAPROXY_", "PARAMIKO_SSH_HOOK", "SSH_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PARAPROXY_", "PARAMIKO_SSH_HOOK", "SSH_"))
+        }
         env.update(
             HOME="/home/alice", LOGNAME="alice", USER="alice", SHELL="/bin/sh",
             PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", COLUMNS="88",
@@ -172,7 +178,9 @@ class DocstringList(SphinxDirective):
         if not items:
             logger.warning(
                 "paraproxy-docstring: no bullet list after %r in %s's docstring",
-                anchor, self.arguments[0], location=self.get_location(),
+                anchor,
+                self.arguments[0],
+                location=self.get_location(),
             )
             return []
         container = nodes.container()
