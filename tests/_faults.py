@@ -1,0 +1,135 @@
+"""Helpers shared by the hardening tests (faults, bad input, load, interrupts)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paramiko
+
+from testbed.leaks import child_processes, open_fds, wait_until
+
+__all__ = [
+    "GATEKEEPER",
+    "IDENTITIES",
+    "RELAY",
+    "connected",
+    "cpu_during",
+    "gone",
+    "relay_command",
+    "run",
+    "sample",
+    "timed",
+]
+
+GATEKEEPER = "198.18.1.2"
+TESTS = Path(__file__).resolve().parent
+RELAY = TESTS / "_faults_relay.py"
+
+#: How each test-bed host is reached from here, and with which key (one per host).
+IDENTITIES = f"""\
+Host gatekeeper
+    HostName {GATEKEEPER}
+    IdentityFile ~/.ssh/id_gatekeeper
+Host yuka
+    IdentityFile ~/.ssh/id_yuka
+Host mayu.kamakura
+    IdentityFile ~/.ssh/id_mayu
+Host *
+    User root
+"""
+
+
+def chain_home(ssh_home, testbed):  # type: ignore[no-untyped-def]
+    """HOME with one key per host, id_ed25519 (authorized everywhere), known_hosts for all."""
+    for name in ("gatekeeper", "yuka", "mayu"):
+        ssh_home.copy_key(testbed.key(name), f"id_{name}")
+    ssh_home.copy_key(testbed.key("all"), "id_ed25519")
+    ssh_home.write_known_hosts([
+        testbed.known_hosts_line("gatekeeper", GATEKEEPER),
+        testbed.known_hosts_line("gatekeeper", "gatekeeper"),
+        testbed.known_hosts_line("yuka", "yuka"),
+        testbed.known_hosts_line("mayu", "mayu.kamakura"),
+    ])
+    return ssh_home
+
+
+def relay_command(mode: str, *flags: str, host: str = "%h", port: str = "%p") -> str:
+    """A ProxyCommand running the fault relay (see tests/_faults_relay.py)."""
+    words = [sys.executable, str(RELAY), mode, host, port, *flags]
+    return " ".join(shlex.quote(w) if not w.startswith("%") else w for w in words)
+
+
+def connected(host: str, **kwargs) -> paramiko.SSHClient:  # type: ignore[no-untyped-def]
+    """load_system_host_keys(), connect(host); closed on failure."""
+    client = paramiko.SSHClient()
+    client.load_system_host_keys()
+    try:
+        client.connect(host, **kwargs)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def run(client: paramiko.SSHClient, command: str) -> str:
+    """stdout of ``command``."""
+    _, stdout, _ = client.exec_command(command)
+    return stdout.read().decode().strip()
+
+
+def timed(func: Callable[[], object]) -> tuple[float, BaseException | None]:
+    """Run ``func``; return (seconds, the exception it raised or None)."""
+    start = time.monotonic()
+    try:
+        func()
+    except BaseException as exc:  # noqa: BLE001 - the caller inspects it
+        return time.monotonic() - start, exc
+    return time.monotonic() - start, None
+
+
+def cpu_during(seconds: float, predicate: Callable[[], object] | None = None) -> tuple[float, float]:
+    """Wait ``seconds`` (or until ``predicate``), return (wall, process CPU) spent meanwhile."""
+    wall0, cpu0 = time.monotonic(), time.process_time()
+    if predicate is None:
+        time.sleep(seconds)
+    else:
+        wait_until(predicate, seconds)
+    return time.monotonic() - wall0, time.process_time() - cpu0
+
+
+def sample() -> tuple[int, int, int]:
+    """(open fds, threads, child processes) of this process."""
+    import threading
+
+    return len(open_fds()), threading.active_count(), len(child_processes())
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` is no longer a running process (absent or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode("utf-8", "replace")
+    except OSError:
+        return True
+    return raw[raw.rindex(")") + 2 :].split()[0] in ("Z", "X")
+
+
+def read_pids(*paths: Path) -> list[int]:
+    """The pids written in ``paths`` (missing files are skipped)."""
+    pids = []
+    for path in paths:
+        try:
+            pids.append(int(path.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            pass
+    return pids
+
+
+def fd_count() -> int:
+    """Open descriptors of this process."""
+    return len(os.listdir("/proc/self/fd"))
