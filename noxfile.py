@@ -1,0 +1,99 @@
+"""nox sessions: the paramiko version matrix (issue 7, item 4).
+
+::
+
+    nox -s matrix              # every paramiko version below, one virtualenv each
+    nox -s "matrix(paramiko='3.0.0')"
+    nox -s matrix -- -k chain  # arguments after -- go to pytest
+
+Each session installs paraproxy the way a user does (``pip install .``, a real
+non-editable install from a wheel built from this checkout) together with one exact
+paramiko release, in its own virtualenv under ``.nox/`` (kept between runs:
+``reuse_venv``), and runs the key test modules against it. pytest is started as the
+``pytest`` script, not ``python -m pytest``, so the checkout is not on ``sys.path``: the
+tests import the installed copy (the session checks that first).
+
+The versions are the oldest and newest release of each paramiko major version paraproxy
+declares (``install_requires`` in setup.py), and pip installs both in one resolution, so
+a version outside the declared range fails to install instead of being tested. mypy and
+types-paramiko are not part of the matrix (the type check runs once, in scripts/test,
+against the newest paramiko).
+
+The sessions use the Python nox runs on (the machine's 3.11); the end-to-end modules
+need what scripts/test needs: root, ``ip netns``, OpenSSH.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+
+#: Oldest and newest of each major version (pip index versions paramiko, 2026-11):
+#: 3.0.0-3.5.1, 4.0.0 (the only 4.x), 5.0.0-5.1.0.
+PARAMIKO_VERSIONS = ["3.0.0", "3.5.1", "4.0.0", "5.0.0", "5.1.0"]
+
+#: The modules that exercise paramiko's API surface paraproxy relies on: the hook's
+#: argument binding and wrapping, the ProxyCommand bridge, and real chains.
+KEY_MODULES = [
+    "tests/test_hook.py",
+    "tests/test_proxycommand.py",
+    "tests/test_sshd_proxycommand.py",
+    "tests/test_sshd_chain.py",
+]
+
+#: What the key modules need besides paraproxy and paramiko (no mypy, no types-paramiko).
+TEST_REQUIREMENTS = ["pytest>=7", "pytest-timeout>=2"]
+
+nox.options.sessions = ["matrix"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+#: The interpreter nox itself runs on; the sessions' virtualenvs are made from it.
+PYTHON = sys.executable
+
+_CHECK_INSTALLED = """\
+import sys, paramiko, paraproxy
+from pathlib import Path
+want = sys.argv[1]
+assert paramiko.__version__ == want, (paramiko.__version__, want)
+where = Path(paraproxy.__file__).resolve()
+assert Path(sys.prefix).resolve() in where.parents, f"paraproxy not the installed copy: {where}"
+print(f"paraproxy {paraproxy.__version__} from {where.parent}; paramiko {paramiko.__version__}")
+"""
+
+
+@nox.session(python=PYTHON, reuse_venv=True)
+@nox.parametrize("paramiko", PARAMIKO_VERSIONS)
+def matrix(session: nox.Session, paramiko: str) -> None:
+    """Run the key test modules against one paramiko release."""
+    # One resolution: the checkout (built into a wheel and reinstalled on every run, as pip
+    # does for a local directory) with the exact paramiko; pip refuses if the version is
+    # outside install_requires.
+    session.install(
+        "--disable-pip-version-check",
+        "--quiet",
+        str(ROOT),
+        f"paramiko=={paramiko}",
+        *TEST_REQUIREMENTS,
+    )
+    # From tests/, not the checkout's root, so neither this check, nor `python -c` in the
+    # tests' subprocesses, can pick up ./paraproxy; pytest still uses pyproject.toml.
+    with session.chdir(ROOT / "tests"):
+        session.run("python", "-c", _CHECK_INSTALLED, paramiko, silent=False)
+        session.run(
+            "pytest",
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *[str(ROOT / m) for m in KEY_MODULES],
+            *session.posargs,
+            env={"PYTHONDONTWRITEBYTECODE": "1"},
+        )
