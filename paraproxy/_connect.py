@@ -143,6 +143,9 @@ class _Connect:
         if chain.expired is not None:
             return chain.link_failure(chain.current, exc, self.client)
         if isinstance(exc, (paramiko.AuthenticationException, paramiko.BadHostKeyException)):
+            if chain.link_died(exc):
+                # paramiko reports EOF during auth as an authentication failure.
+                return chain.link_failure(chain.route.target, exc, self.client)
             # The route worked; the target said no. Exactly paramiko's own error.
             return exc
         transport = self.client.get_transport()

@@ -49,7 +49,7 @@ from paraproxy.errors import (
     ParaproxyError,
     ProxyCommandError,
 )
-from paraproxy.proxycommand import _PHASE_WORDS, ProxyCommandBridge
+from paraproxy.proxycommand import _PHASE_WORDS, ProxyCommandBridge, not_ssh_text
 
 __all__ = ["Chain", "HopOptions", "host_key_name", "session_summary"]
 
@@ -406,11 +406,23 @@ class Chain:
             return self._timeout_failure(hop, client)
         if hop.index == 1 and self.bridge is not None and not self.bridge.passed_socket:
             return self.proxy_failure(exc, _phase(client))
-        reason = f"connection failed: {str(exc) or type(exc).__name__}"
+        reason = not_ssh_text(exc) or f"connection failed: {str(exc) or type(exc).__name__}"
         link = self._pending
         if isinstance(link, ChannelLink) and isinstance(hop.via, Exec):
             reason += _relay_status(link.channel, hop.via)
         return HopConnectError(hop.label, reason)
+
+    def link_died(self, exc: BaseException) -> bool:
+        """Whether the link under the target is gone (rather than the target saying no)."""
+        if "saw EOF" in str(exc):  # paramiko's auth handler, when the transport died
+            return True
+        bridge = self.bridge
+        if bridge is not None and not bridge.passed_socket:
+            return bridge.wait_exit(0.2) is not None
+        link = self._pending
+        if not isinstance(link, ChannelLink):
+            return False
+        return bool(link.channel.closed or link.channel.eof_received)
 
     def proxy_failure(self, exc: BaseException, phase: str) -> ProxyCommandError:
         """The first hop's ProxyCommand failed in ``phase``: stop it, report how it ended."""

@@ -386,7 +386,14 @@ class ProxyCommandBridge:
 
     def failure(self, phase: str, cause: BaseException | None = None) -> ProxyCommandError:
         """Build the error for a connection that failed in ``phase`` (banner, kex, auth)."""
-        if self.exit_status is not None and not self.killed:
+        garbage = not_ssh_text(cause)
+        if garbage is not None:
+            # The proxy may have died of it (EPIPE when paramiko hung up), but
+            # what went wrong is what it said.
+            reason = garbage
+            if self.exit_status is not None:
+                reason += f"; then the proxy {self.describe_exit()}"
+        elif self.exit_status is not None and not self.killed:
             reason = f"proxy {self.describe_exit()} {_PHASE_WORDS.get(phase, phase)}"
         else:
             what = _cause_text(cause)
@@ -402,6 +409,18 @@ _PHASE_WORDS = {
     "auth": "during authentication",
     "session": "during the session",
 }
+
+
+#: paramiko's words for a peer that does not speak SSH.
+_NOT_SSH = ("Indecipherable protocol version", "Incompatible version", "Invalid SSH banner")
+
+
+def not_ssh_text(cause: BaseException | None) -> str | None:
+    """``not an SSH server: ...`` when paramiko gave up on the peer's banner, else None."""
+    text = str(cause or "")
+    if any(marker in text for marker in _NOT_SSH):
+        return f"not an SSH server: {text}"
+    return None
 
 
 def _cause_text(cause: BaseException | None) -> str:
