@@ -64,6 +64,19 @@ def _why(view: View, section: str, task: str) -> str:
     return "not measured"
 
 
+def _noise(verdict: str, a: Summary | None, b: Summary | None) -> str:
+    """Flag a verdict whose two sides' min-max ranges overlap by a lot."""
+    if a is None or b is None:
+        return verdict
+    lo, hi = max(a.lo, b.lo), min(a.hi, b.hi)
+    if hi <= lo:
+        return verdict
+    ratio_med = abs(a.median / b.median - 1) if b.median else 1.0
+    if ratio_med < 0.10:
+        return verdict + " (within noise: ranges overlap)"
+    return verdict
+
+
 def _pct_over(value: float, limit: float) -> str:
     return f"missed by {100 * (value / limit - 1):.0f}%"
 
@@ -92,7 +105,7 @@ def goals(view: View) -> tuple[str, list[str]]:
         if name != "hook-nc":
             notes.append("Goal 1 uses the bridge passed as sock= (the hook variant is missing).")
         rows.append(["ProxyCommand connect <= 1.05x direct paramiko", label, fx(r),
-                     "met" if r <= 1.05 else _pct_over(r, 1.05)])
+                     _noise("met" if r <= 1.05 else _pct_over(r, 1.05), pc, direct)])
 
     # 2. ProxyCommand throughput >= 1.0x paramiko.ProxyCommand
     for d, word in (("down", "download"), ("up", "upload")):
@@ -104,7 +117,8 @@ def goals(view: View) -> tuple[str, list[str]]:
             rows.append([goal, "-", "-", _why(view, "throughput", f"hook-nc|{d}")])
         else:
             rows.append([goal, f"{name}: {got.median:.0f} vs {base.median:.0f} MB/s",  # type: ignore[union-attr]
-                         fx(r), "met" if r >= 1.0 else f"missed by {100 * (1 - r):.0f}%"])
+                         fx(r), _noise("met" if r >= 1.0 else f"missed by {100 * (1 - r):.0f}%",
+                                       got, base)])
 
     # 3. 1 thread and 1 fd per connection
     d_res = view.res("direct")
@@ -121,8 +135,7 @@ def goals(view: View) -> tuple[str, list[str]]:
                      f"+{th:g} thread, +{fd:g} fd over direct (total {b['threads']:g} threads,"
                      f" {b['fds']:g} fds: {kinds})",
                      f"{th:+g} / {fd:+g}",
-                     "met" if th <= 1 and fd <= 1 else
-                     f"missed by {max(0, th - 1):g} thread, {max(0, fd - 1):g} fd"])
+                     _over_budget(th, fd)])
     notes.append("Goal 3 counts what paraproxy adds to a direct paramiko connection "
                  "(direct paramiko: 1 Transport thread and 1 TCP socket per connection).")
 
@@ -136,7 +149,7 @@ def goals(view: View) -> tuple[str, list[str]]:
             rows.append([goal, "-", "-", _why(view, "whole", v)])
         else:
             rows.append([goal, f"{got.median:.0f} vs {ssh_j.median:.0f} ms",  # type: ignore[union-attr]
-                         fx(r), "met" if r <= 1.0 else _pct_over(r, 1.0)])
+                         fx(r), _noise("met" if r <= 1.0 else _pct_over(r, 1.0), got, ssh_j)])
 
     # 5. two-hop throughput >= 1.0x ssh -J
     for v in ("hook-jump", "hook-sshhop"):
@@ -148,7 +161,8 @@ def goals(view: View) -> tuple[str, list[str]]:
                 rows.append([goal, "-", "-", _why(view, "throughput", f"{v}|{d}")])
             else:
                 rows.append([goal, f"{got.median:.0f} vs {base.median:.0f} MB/s",  # type: ignore[union-attr]
-                             fx(r), "met" if r >= 1.0 else f"missed by {100 * (1 - r):.0f}%"])
+                             fx(r), _noise("met" if r >= 1.0 else f"missed by {100 * (1 - r):.0f}%",
+                                       got, base)])
 
     # 6. <= 40 ms per extra hop
     pts = [(n, s.median) for n in range(1, MAX_HOPS + 1) if (s := view.hops("hook-chain", n))]
@@ -162,28 +176,48 @@ def goals(view: View) -> tuple[str, list[str]]:
                      "met" if slope <= 40 else f"missed by {slope - 40:.1f} ms"])
 
     # 7. import paraproxy adds <= 5 ms
-    imp = import_added(view)
-    if imp is None:
-        rows.append(["import paraproxy adds <= 5 ms to import paramiko", "-", "-",
-                     _why(view, "import", "paramiko+paraproxy")])
+    it, wall, cpu = import_added(view)
+    goal = "import paraproxy adds <= 5 ms to import paramiko"
+    if it is None:
+        rows.append([goal, "-", "-", _why(view, "import", "importtime")])
     else:
-        added, it = imp
-        text = f"{added:.1f} ms (fresh interpreters)"
-        if it is not None:
-            text += f"; -X importtime {it:.1f} ms"
-        worst = max(added, it or 0.0)
-        rows.append(["import paraproxy adds <= 5 ms to import paramiko", text,
-                     f"{worst:.1f} ms", "met" if worst <= 5 else f"missed by {worst - 5:.1f} ms"])
+        text = f"-X importtime {it.median:.2f} ms"
+        if wall is not None and cpu is not None:
+            text += (f"; fresh interpreters, paired: wall {wall.median:+.1f} ms, "
+                     f"CPU {cpu.median:+.1f} ms")
+        rows.append([goal, text, f"{it.median:.2f} ms",
+                     "met" if it.median <= 5 else f"missed by {it.median - 5:.1f} ms"])
+        notes.append("Goal 7 is judged on `-X importtime` (paraproxy's cumulative import time "
+                     "once paramiko is loaded, a direct measurement); the fresh-interpreter "
+                     "differences are a cross-check and swing by several ms with machine load.")
     return table(["goal", "measured", "ratio / value", "verdict"], rows), notes
 
 
-def import_added(view: View) -> tuple[float, float | None] | None:
-    a = view.summ("import", "paramiko", lambda s: s["wall"] * 1e3)
-    b = view.summ("import", "paramiko+paraproxy", lambda s: s["wall"] * 1e3)
-    if a is None or b is None:
+def _over_budget(threads: float, fds: float) -> str:
+    """``met``, or what is over the budget of one thread and one fd."""
+    over = []
+    if threads > 1:
+        over.append(f"{threads - 1:g} thread{'s' if threads - 1 != 1 else ''}")
+    if fds > 1:
+        over.append(f"{fds - 1:g} fd{'s' if fds - 1 != 1 else ''}")
+    return "met" if not over else "missed by " + " and ".join(over)
+
+
+def paired(view: View, section: str, a: str, b: str, key: str) -> Summary | None:
+    """Per-repetition differences b - a (ms): the pairs ran back to back."""
+    xs, ys = view.samples(section, a), view.samples(section, b)
+    n = min(len(xs), len(ys))
+    if n == 0:
         return None
+    return Summary.of((ys[i][key] - xs[i][key]) * 1e3 for i in range(n))
+
+
+def import_added(view: View) -> tuple[Summary | None, Summary | None, Summary | None]:
+    """(-X importtime, paired wall difference, paired CPU difference), in ms."""
     it = view.summ("import", "importtime", lambda s: s["us"] / 1e3)
-    return b.median - a.median, (it.median if it else None)
+    wall = paired(view, "import", "paramiko", "paramiko+paraproxy", "wall")
+    cpu = paired(view, "import", "paramiko", "paramiko+paraproxy", "cpu")
+    return it, wall, cpu
 
 
 def _connect_table(view: View) -> str:
@@ -287,6 +321,21 @@ def _hops_table(view: View) -> tuple[str, list[str]]:
     return table(["hops", *[label + " ms" for _, label in kinds]], rows), lines
 
 
+def _probe_lines(view: View) -> list[str]:
+    first = view.summ("hops", "probe:channel-open", lambda s: s["first"] * 1e3)
+    second = view.summ("hops", "probe:channel-open", lambda s: s["second"] * 1e3)
+    ign = view.summ("hops", "probe:channel-open+ignore", lambda s: s["first"] * 1e3)
+    if first is None or second is None:
+        return []
+    line = (f"- probe: the first `direct-tcpip` channel opened on a freshly authenticated "
+            f"hop (NODELAY socket) takes {first.median:.1f} ms ({frange(first)}), the second "
+            f"{second.median:.1f} ms")
+    if ign is not None:
+        line += (f"; after an SSH_MSG_IGNORE sent right after auth (and 10 ms, not timed) "
+                 f"the first takes {ign.median:.1f} ms ({frange(ign)})")
+    return [line + "."]
+
+
 def _reuse_table(view: View) -> str:
     rows = []
     for v in view.secs.get("reuse", {}).get("samples", {}):
@@ -311,13 +360,16 @@ def _reuse_table(view: View) -> str:
 def _import_table(view: View) -> str:
     a = view.summ("import", "paramiko", lambda s: s["wall"] * 1e3)
     b = view.summ("import", "paramiko+paraproxy", lambda s: s["wall"] * 1e3)
-    it = view.summ("import", "importtime", lambda s: s["us"] / 1e3)
+    it, wall, cpu = import_added(view)
     rows = [
         ["python -c 'import paramiko'", fnum(a.median if a else None), frange(a),
          str(a.n if a else 0)],
         ["python -c 'import paramiko, paraproxy'", fnum(b.median if b else None), frange(b),
          str(b.n if b else 0)],
-        ["difference of medians", fnum(b.median - a.median if a and b else None), "", ""],
+        ["paired difference, wall", fnum(wall.median if wall else None), frange(wall),
+         str(wall.n if wall else 0)],
+        ["paired difference, CPU (user+sys)", fnum(cpu.median if cpu else None), frange(cpu),
+         str(cpu.n if cpu else 0)],
         ["-X importtime: paraproxy cumulative after paramiko", fnum(it.median if it else None, 2),
          frange(it, digits=2), str(it.n if it else 0)],
     ]
@@ -325,8 +377,10 @@ def _import_table(view: View) -> str:
     if c is not None:
         rows.append(["same, PYTHONDONTWRITEBYTECODE=1 and no __pycache__ (dev checkout)",
                      fnum(c.median), frange(c), str(c.n)])
-        rows.append(["difference of medians without bytecode cache",
-                     fnum(c.median - a.median if a else None), "", ""])
+        nopyc = paired(view, "import", "paramiko", "paramiko+paraproxy (no pyc)", "wall")
+        rows.append(["paired difference without bytecode cache, wall",
+                     fnum(nopyc.median if nopyc else None), frange(nopyc),
+                     str(nopyc.n if nopyc else 0)])
     return table(["", "median ms", "min-max", "n"], rows)
 
 
@@ -501,6 +555,7 @@ def markdown(results: dict[str, Any]) -> str:
         out.append("- 0 hops is the target directly; N hops is `ProxyJump h1,...,hN` "
                    "(paraproxy, `ssh -J h1,...,hN`) or N paramiko hops built by hand.")
         out.extend(lines)
+        out.extend(_probe_lines(view))
         out.append("")
     if "reuse" in view.secs:
         out.append("## Hop reuse: a second connection while the first one is open")

@@ -414,6 +414,10 @@ class Bench:
             code = PY_HOOK.format(alias=f"c{n}")
             tasks.append((f"py:hook-chain:{n}",
                           partial(run_process, [sys.executable, "-c", code], hook_env)))
+        tasks.append(("probe:channel-open", partial(
+            self.plain.call, "channel_probe", timeout=60, ignore=False)))
+        tasks.append(("probe:channel-open+ignore", partial(
+            self.plain.call, "channel_probe", timeout=60, ignore=True)))
         self.round_robin("hops", tasks, self.mode.hop_reps)
 
     def run_reuse(self) -> None:

@@ -205,6 +205,36 @@ class Worker:
             "threads": th1 - th0,
         }
 
+    def channel_probe(self, ignore: bool = False) -> dict[str, Any]:
+        """Time the first and second channel open on a freshly authenticated hop.
+
+        With ``ignore``, the client sends an SSH_MSG_IGNORE right after auth
+        and waits 10 ms (not timed) before the first open: its segment carries
+        the ACK that sshd's Nagle-delayed reply would otherwise wait for.
+        """
+        self._settle()
+        tb = self.tb
+        c = variants.new_client(tb)
+        sock = variants.nodelay_socket(tb.ports["h1"])
+        try:
+            c.connect("127.0.0.1", tb.ports["h1"], sock=sock, **variants.auth_kwargs(tb))
+            t = c.get_transport()
+            assert t is not None
+            if ignore:
+                t.send_ignore()
+                time.sleep(0.01)
+            dest = ("127.0.0.1", tb.ports["target"])
+            t0 = time.perf_counter()
+            first = t.open_channel("direct-tcpip", dest, ("127.0.0.1", 0))
+            t1 = time.perf_counter()
+            second = t.open_channel("direct-tcpip", dest, ("127.0.0.1", 0))
+            t2 = time.perf_counter()
+            first.close()
+            second.close()
+        finally:
+            c.close()
+        return {"first": t1 - t0, "second": t2 - t1}
+
     # -- helpers ---------------------------------------------------------------
 
     def _settle(self, limit: float = 3.0) -> None:
