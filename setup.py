@@ -31,6 +31,7 @@ setup(
             "ruff>=0.4",
             "types-paramiko",
             "sphinx>=7",
+            "fabric>=3",  # docs/migration.rst runs a Fabric example
         ],
     },
     entry_points={"console_scripts": ["paraproxy = paraproxy.__main__:main"]},
