@@ -135,6 +135,9 @@ class Worker:
 
     def resources(self, variant: str, k: int) -> dict[str, Any]:
         """Threads, fds and child processes added by ``k`` open connections, and left after."""
+        # One connection first, so one-time costs (lazy imports, an event loop,
+        # caches) are not counted per connection.
+        variants.open_variant(variant, self.tb).close()
         self._settle()
         t0, f0, p0 = threading.active_count(), _fds(), _children()
         conns = []
