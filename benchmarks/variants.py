@@ -42,6 +42,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import paramiko
@@ -89,6 +90,9 @@ class ParamikoConn:
     def __init__(self, client: paramiko.SSHClient, after: list[Callable[[], None]]) -> None:
         self.client = client
         self.after = after
+        #: Run after close() only where CPU is accounted: paramiko.ProxyCommand.close()
+        #: never waits for its child, whose CPU would then be missing from RUSAGE_CHILDREN.
+        self.reapers: list[Callable[[], None]] = []
         t = client.get_transport()
         assert t is not None
         self.cipher = f"{t.local_cipher}/{t.local_mac}"
@@ -198,9 +202,11 @@ def open_proxy(tb: TestbedInfo, kind: str) -> Conn:
     command = f"nc 127.0.0.1 {tb.ports['target']}"
     closer: Callable[[], None]
     sock: Any
+    reap: Callable[[], None] | None = None
     if kind == "paramiko.ProxyCommand":
         sock = paramiko.ProxyCommand(command)
         closer = sock.close
+        reap = partial(sock.process.wait, 5)
     elif kind == "bridge":
         from paraproxy.proxycommand import ProxyCommandBridge  # noqa: PLC0415
 
@@ -220,7 +226,10 @@ def open_proxy(tb: TestbedInfo, kind: str) -> Conn:
         c.close()
         closer()
         raise
-    return ParamikoConn(c, [closer])
+    conn = ParamikoConn(c, [closer])
+    if reap is not None:
+        conn.reapers.append(reap)
+    return conn
 
 
 def open_hand_chain(tb: TestbedInfo, hops: int, nodelay: bool = False) -> Conn:

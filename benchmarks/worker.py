@@ -123,6 +123,8 @@ class Worker:
             cipher = conn.cipher
         finally:
             conn.close()
+            for reap in getattr(conn, "reapers", ()):
+                reap()
         ch1 = variants.children_cpu()
         return {
             "seconds": seconds,
