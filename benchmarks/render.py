@@ -529,7 +529,9 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(
             "- client CPU: the measuring process (all its threads) plus its reaped children "
             "(nc, ssh) over the transfer; for `ssh`/`ssh -J` only the ssh processes, "
-            "connection setup included. Each transfer uses a fresh connection."
+            "connection setup included. Each transfer uses a fresh connection. "
+            "`paramiko.ProxyCommand.close()` does not wait for its `nc`; the benchmark reaps "
+            "it after closing so that its CPU is counted."
         )
         out.append(
             "- ciphers are each client's defaults (paramiko and asyncssh negotiate different "

@@ -19,7 +19,8 @@ data down or up and be closed. Variant names:
     A chain built by hand with paramiko, as fabric's gateway does: each hop's
     ``direct-tcpip`` channel is the next Transport's ``sock``. ``N`` hops
     (default 1) before the target; ``+nodelay`` sets ``TCP_NODELAY`` on the
-    first hop's socket.
+    first hop's socket; ``+pair`` also bridges each hop channel into a socket
+    pair with a pump thread, so the next Transport reads a kernel socket.
 ``hook-direct``, ``hook-nc``, ``hook-jump``, ``hook-sshhop``, ``hook-chain:N``
     ``import paraproxy`` and ``SSHClient().connect(ALIAS)`` with
     ``PARAPROXY_CONFIG`` naming the testbed's ssh_config: ``target`` (config,
@@ -38,8 +39,10 @@ import contextlib
 import fcntl
 import os
 import resource
+import select
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -232,8 +235,90 @@ def open_proxy(tb: TestbedInfo, kind: str) -> Conn:
     return conn
 
 
-def open_hand_chain(tb: TestbedInfo, hops: int, nodelay: bool = False) -> Conn:
-    """``hops`` paramiko hops, each channel the next one's socket, then the target."""
+def channel_pair(chan: paramiko.Channel) -> tuple[socket.socket, Callable[[], None]]:
+    """Bridge a channel into a socket pair with one pump thread; return (socket, join).
+
+    The next Transport then reads a kernel socket instead of the channel's
+    BufferedPipe (benchmark-only comparison, like :mod:`pump`).
+    """
+    ours, theirs = socket.socketpair()
+
+    def pump() -> None:
+        cfd, tfd = chan.fileno(), theirs.fileno()
+        try:
+            while True:
+                r, _, _ = select.select([cfd, tfd], [], [])
+                if cfd in r:
+                    data = chan.recv(_CHUNK)
+                    if not data:
+                        break
+                    theirs.sendall(data)
+                if tfd in r:
+                    data = theirs.recv(_CHUNK)
+                    if not data:
+                        break
+                    chan.sendall(data)
+        except OSError:
+            pass
+        finally:
+            chan.close()
+            theirs.close()
+
+    thread = threading.Thread(target=pump, name="bench-channel-pair", daemon=True)
+    thread.start()
+    return ours, partial(thread.join, 5)
+
+
+class BufferedChannel:
+    """A channel as a socket for the next Transport, read in large chunks.
+
+    paramiko's Packetizer reads 16 bytes, then the rest of each packet; on a
+    bare Channel every such read deletes from the front of the channel's
+    BufferedPipe (a memmove of up to the whole window). Here one large
+    ``recv`` takes everything buffered and small reads are served from it.
+    Benchmark-only comparison.
+    """
+
+    def __init__(self, chan: paramiko.Channel) -> None:
+        self.chan = chan
+        self.buf = b""
+        self.pos = 0
+
+    def recv(self, n: int) -> bytes:
+        if self.pos >= len(self.buf):
+            self.buf = self.chan.recv(max(n, _CHUNK))
+            self.pos = 0
+            if not self.buf:
+                return b""
+        out = self.buf[self.pos : self.pos + n]
+        self.pos += len(out)
+        return out
+
+    def send(self, data: bytes) -> int:
+        return self.chan.send(data)
+
+    def sendall(self, data: bytes) -> None:
+        self.chan.sendall(data)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.chan.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self.chan.gettimeout()
+
+    def close(self) -> None:
+        self.chan.close()
+
+
+def open_hand_chain(
+    tb: TestbedInfo, hops: int, nodelay: bool = False, pair: bool = False,
+    buffered: bool = False,
+) -> Conn:
+    """``hops`` paramiko hops, each channel the next one's socket, then the target.
+
+    With ``pair``, each channel is bridged into a socket pair first.
+    """
+    joins: list[Callable[[], None]] = []
     names = [f"h{i}" for i in range(1, hops + 1)] + ["target"]
     clients: list[paramiko.SSHClient] = []
     sock: Any = None
@@ -251,12 +336,17 @@ def open_hand_chain(tb: TestbedInfo, hops: int, nodelay: bool = False) -> Conn:
                 sock = t.open_channel(
                     "direct-tcpip", ("127.0.0.1", tb.ports[names[i + 1]]), ("127.0.0.1", 0)
                 )
+                if pair:
+                    sock, join = channel_pair(sock)
+                    joins.append(join)
+                elif buffered:
+                    sock = BufferedChannel(sock)
     except BaseException:
         for c in reversed(clients):
             c.close()
         raise
     target = clients.pop()
-    return ParamikoConn(target, [c.close for c in reversed(clients)])
+    return ParamikoConn(target, [c.close for c in reversed(clients)] + joins)
 
 
 def hand_hop(tb: TestbedInfo) -> paramiko.SSHClient:
@@ -419,6 +509,10 @@ def open_variant(name: str, tb: TestbedInfo) -> Conn:
         return open_hand_chain(tb, int(arg or 1))
     if base == "hand-chain+nodelay":
         return open_hand_chain(tb, int(arg or 1), nodelay=True)
+    if base == "hand-chain+buffered":
+        return open_hand_chain(tb, int(arg or 1), nodelay=True, buffered=True)
+    if base == "hand-chain+pair":
+        return open_hand_chain(tb, int(arg or 1), nodelay=True, pair=True)
     if base in HOOK_ALIASES:
         return open_hook(HOOK_ALIASES[base])
     if base == "hook-chain":
