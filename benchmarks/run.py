@@ -81,7 +81,7 @@ class Mode:
 
 FULL = Mode("full", connect_reps=20, whole_reps=10, transfer_reps=4, nbytes=256 * MIB, k=10,
             hop_reps=8, reuse_reps=8, import_reps=20)
-QUICK = Mode("quick", connect_reps=5, whole_reps=3, transfer_reps=2, nbytes=32 * MIB, k=10,
+QUICK = Mode("quick", connect_reps=5, whole_reps=3, transfer_reps=1, nbytes=32 * MIB, k=10,
              hop_reps=2, reuse_reps=3, import_reps=6)
 
 PLAIN_VARIANTS = [

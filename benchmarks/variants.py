@@ -309,6 +309,10 @@ class BufferedChannel:
     def close(self) -> None:
         self.chan.close()
 
+    @property
+    def _closed(self) -> bool:  # paramiko's Transport.close() looks at sock._closed
+        return bool(self.chan.closed)
+
 
 def open_hand_chain(
     tb: TestbedInfo, hops: int, nodelay: bool = False, pair: bool = False,
