@@ -37,13 +37,19 @@ def reuse_enabled() -> bool:
 class Segment:
     """One hop's connection and what it stands on; closed when its last user releases it."""
 
-    def __init__(self, label: str, key: Hashable | None, prev: Segment | None = None) -> None:
+    def __init__(
+        self, label: str, key: Hashable | None, prev: Segment | None = None, hop: object = None
+    ) -> None:
         self.label = label
         #: The segment this one's link runs over (``None`` for the first hop).
         self.prev = prev
+        #: The planned hop it connects (to open a private twin when a shared one is full).
+        self.hop = hop
         #: What makes two routes' hops interchangeable; ``None``: never shared.
         self.key = key
+        #: The hop's client, once connected.
         self.client: paramiko.SSHClient | None = None
+        #: How many chains hold this segment (directly or through the hops above it).
         self.users = 1
         #: Closed in reverse: release of the previous segment first in, so it runs last.
         self.stack = contextlib.ExitStack()

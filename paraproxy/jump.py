@@ -128,12 +128,13 @@ class Chain:
         hops = self.route.hops
         self._client = client
         try:
-            if len(hops) == 1:
-                link = self._first_link(hops[0], self._stack)
-            for hop, nxt in zip(hops, hops[1:]):
+            for hop in hops[:-1]:
                 self.current = hop
                 self._advance(hop)
-                link = self._link_to(nxt)
+            if len(hops) == 1:
+                link = self._first_link(hops[0], self._stack)
+            else:
+                link = self._link_to(hops[-1], self._stack)
             self.current = hops[-1]
             self._pending = link
         except BaseException:
@@ -183,19 +184,24 @@ class Chain:
     def _build(self, hop: Hop, key: Hashable | None) -> Segment:
         """Connect ``hop`` over a new link; the segment takes over the chain's reference."""
         prev = self._segment
-        segment = Segment(hop.label, key, prev)
-        if prev is not None:
-            # First in, so it runs last: the hop below outlives this one.
-            segment.stack.callback(POOL.release, prev)
-        self._segment = segment
         if prev is None:
+            segment = Segment(hop.label, key, None, hop)
+            self._segment = segment
             link = self._first_link(hop, segment.stack)
         else:
-            link = self._open_link(prev, hop, segment.stack)
+            with contextlib.ExitStack() as pending:
+                link = self._link_to(hop, pending)  # may replace the hop below
+                prev = self._segment
+                assert prev is not None
+                segment = Segment(hop.label, key if prev.key is not None else None, prev, hop)
+                # First in, so it runs last: the hop below outlives this one.
+                segment.stack.callback(POOL.release, prev)
+                segment.stack.push(pending.pop_all())
+            self._segment = segment
         segment.client = self._connect_hop(hop, link, segment.stack)
         return segment
 
-    def _link_to(self, nxt: Hop) -> Link:
+    def _link_to(self, nxt: Hop, owner: contextlib.ExitStack) -> Link:
         """Open the link into ``nxt`` on the last segment, falling back to a fresh hop.
 
         A shared hop may refuse one more channel (sshd's MaxSessions): then this
@@ -204,22 +210,22 @@ class Chain:
         segment = self._segment
         assert segment is not None
         try:
-            return self._open_link(segment, nxt, self._stack)
+            return self._open_link(segment, nxt, owner)
         except HopChannelError as exc:
             if not self._reused:
                 raise
             logger.info("%s: %s; opening a new connection to the hop", segment.label, exc.reason)
-        fresh = self._rebuild(self.current)
-        return self._open_link(fresh, nxt, self._stack)
+        fresh = self._rebuild(segment)
+        return self._open_link(fresh, nxt, owner)
 
-    def _rebuild(self, hop: Hop) -> Segment:
+    def _rebuild(self, shared: Segment) -> Segment:
         """Replace the shared last segment by a private one to the same hop."""
-        shared = self._segment
-        assert shared is not None
+        assert shared is self._segment and isinstance(shared.hop, Hop)
         below = shared.prev
         self._segment = POOL.retain(below) if below is not None else None
+        self._reused = below is not None and below.key is not None
         try:
-            fresh = self._build(hop, None)
+            fresh = self._build(shared.hop, None)
         finally:
             POOL.release(shared)
         self._reused = False
@@ -504,6 +510,8 @@ def _channel_reason(exc: paramiko.ChannelException) -> str:
 def _relay_status(chan: paramiko.Channel, via: Exec) -> str:
     """What became of a relay command on a hop: exit status and stderr, if known."""
     parts = []
+    # The exit status may trail the EOF that broke the handshake by a moment.
+    chan.status_event.wait(0.5)
     status = chan.recv_exit_status() if chan.exit_status_ready() else -1
     if status != -1:
         parts.append(f"relay {via.command!r} exited with status {status}")
