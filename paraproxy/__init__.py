@@ -9,6 +9,8 @@ applications; a library should not import paraproxy on its users' behalf.
 
 from __future__ import annotations
 
+import logging
+
 from paraproxy import _verbose
 from paraproxy._version import __version__
 from paraproxy.errors import (
@@ -44,6 +46,9 @@ __all__ = [
     "uninstall",
 ]
 
+# A library keeps quiet unless asked: without this, logging's last resort would
+# print paraproxy's warnings on stderr in programs that configure no logging.
+logging.getLogger("paraproxy").addHandler(logging.NullHandler())
 _verbose.enable_from_env()
 if not disabled():
     install()

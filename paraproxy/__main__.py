@@ -83,13 +83,11 @@ def _describe(route: _route.Route) -> str:
 
 
 def _decided_by(hop: _route.Hop) -> str:
-    """``  # ~/.ssh/config line 4``: where the way to this hop was configured."""
-    for keyword in ("proxyjump", "proxycommand"):
-        origin = hop.config.origins.get(keyword)
-        if origin is not None and not isinstance(hop.via, _route.Tcp):
-            path, line = origin
-            return f"    # {keyword} from {path} line {line}"
-    return ""
+    """``    # ~/.ssh/config line 4``: the line that decided how this hop is reached."""
+    if hop.origin is None:
+        return ""
+    path, line = hop.origin
+    return f"    # {path} line {line}"
 
 
 if __name__ == "__main__":

@@ -108,10 +108,11 @@ class _Connect:
         kwargs = dict(self.passed)
         kwargs["hostname"], kwargs["port"] = host_key_name(route.target)
         kwargs["username"] = hc.user
-        if hc.identity_files and kwargs.get("key_filename") is None:
+        if hc.get_all("identityfile") and kwargs.get("key_filename") is None:
             existing = [p for p in hc.identity_files if os.path.exists(p)]
             kwargs["key_filename"] = existing or None
-            # OpenSSH uses its default keys only when no IdentityFile is given.
+            # OpenSSH uses its default keys only when no IdentityFile is given
+            # (`IdentityFile none` included).
             kwargs.setdefault("look_for_keys", False)
         if hc.identities_only:
             kwargs.setdefault("allow_agent", False)
@@ -120,7 +121,7 @@ class _Connect:
         if kwargs.get("banner_timeout") is None and kwargs.get("timeout") is not None:
             # ConnectTimeout covers the banner and key exchange too (ssh_config(5)).
             kwargs["banner_timeout"] = kwargs["timeout"]
-        for path in hc.user_known_hosts_files:
+        for path in (*hc.user_known_hosts_files, *hc.global_known_hosts_files):
             _load_system_keys(self.client, path)
         return kwargs
 

@@ -20,6 +20,7 @@ The rules are OpenSSH's (``ssh.c``, ``readconf.c:parse_jump``):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -111,6 +112,8 @@ class Hop:
     via: Via
     index: int = 0
     total: int = 0
+    #: The (file, line) of the ProxyJump/ProxyCommand that decided ``via``, if any.
+    origin: tuple[str, int] | None = None
 
     @property
     def label(self) -> str:
@@ -170,7 +173,7 @@ def plan(
     hops = planner.links(target, ())
     total = len(hops)
     numbered = tuple(
-        Hop(h.config, h.via, index=i, total=total) for i, h in enumerate(hops, start=1)
+        dataclasses.replace(h, index=i, total=total) for i, h in enumerate(hops, start=1)
     )
     return Route(numbered, tuple(planner.notes))
 
@@ -214,13 +217,14 @@ class _Planner:
         path = (*seen, me)
         first = self._resolve_jump(jumps[0], ())
         hops = self.links(first, path)
+        origin = hc.origins.get("proxyjump")
         for jump in jumps[1:]:
             # Reached with "-J <earlier hops>" on its command line, which beats
             # the hop's own ProxyJump/ProxyCommand (ssh(1), -J).
             hop_hc = self._resolve_jump(jump, (("ProxyJump", "none"),))
             self._check(hop_hc, (*path, *hops))
-            hops.append(Hop(hop_hc, Forward(hop_hc.hostname, hop_hc.port)))
-        hops.append(Hop(hc, Forward(hc.hostname, hc.port)))
+            hops.append(Hop(hop_hc, Forward(hop_hc.hostname, hop_hc.port), origin=origin))
+        hops.append(Hop(hc, Forward(hc.hostname, hc.port), origin=origin))
         return hops
 
     def _resolve_jump(
@@ -255,11 +259,12 @@ class _Planner:
                 note = f"{hc.host}: running ProxyCommand as a process: {reason}"
                 self.notes.append(note)
                 logger.debug("plan: %s", note)
-            return [Hop(hc, ProxyCommand(command, reason, fdpass))]
+            return [Hop(hc, ProxyCommand(command, reason, fdpass),
+                        origin=hc.origins.get("proxycommand"))]
         hop_hc = self._resolve_ssh_hop(parsed)
         me = Hop(hc, Tcp(hc.hostname, hc.port))
         hops = self.links(hop_hc, (*seen, me))
-        hops.append(Hop(hc, _link_via(parsed, hop_hc)))
+        hops.append(Hop(hc, _link_via(parsed, hop_hc), origin=hc.origins.get("proxycommand")))
         return hops
 
     def _resolve_ssh_hop(self, cmd: SshCommand) -> _config.HostConfig:

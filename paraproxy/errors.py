@@ -2,9 +2,14 @@
 
 Every error subclasses :class:`paramiko.SSHException`, and where paramiko
 already has a class for the same failure (``ConfigParseError``,
-``ProxyCommandFailure``, ``AuthenticationException``, ``BadHostKeyException``,
-``ChannelException``) the paraproxy error subclasses that too, so code written
-for plain paramiko keeps catching what it caught before.
+``ProxyCommandFailure``, ``AuthenticationException``, ``ChannelException``)
+the paraproxy error subclasses that too, so code written for plain paramiko
+keeps catching what it caught before. :class:`HopConnectError` is also an
+:class:`OSError`, as paramiko's own connection failures are. The one
+deliberate exception is :class:`HopHostKeyError`: it covers unknown keys as
+well as changed ones, so it is not a ``BadHostKeyException`` (which means
+"changed"). Errors at the target itself, once the route to it works, are
+paramiko's own, unchanged.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ signature, so it fits paramiko 3.x, 4.x and 5.x alike, and then:
   name OpenSSH would use.
 
 Everything opened for a client is owned by it: ``close()`` and garbage
-collection of the client close the chain too.
+collection of the client close its chain too (a hop shared with other
+connections stays open until its last user closes).
 """
 
 from __future__ import annotations

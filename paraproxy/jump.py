@@ -1,12 +1,16 @@
 """Build a planned route: connect hop by hop, in-process, and hand back the last link.
 
-A :class:`Chain` owns everything it opens for one connection: the first hop's
-TCP socket or ProxyCommand process, every intermediate hop's
-:class:`paramiko.SSHClient`, and the channels between them. Each hop is a host
-in its own right: its host key is checked under the name OpenSSH would use
-before anything is sent to it, it authenticates with its own user, keys and
-the agent (never with the password meant for the target), and a failure names
-it (``hop 2/3 yuka (root@yuka:22): authentication failed``).
+A :class:`Chain` owns the link into the target and one counted reference to
+the last hop's connection (a :class:`~paraproxy._pool.Segment`), which holds
+the hop before it, down to the first hop's TCP socket or ProxyCommand. Hops
+are shared between chains that pass through the same host the same way (hop
+reuse, :mod:`paraproxy._pool`); a hop closes when its last user lets go.
+
+Each hop is a host in its own right: its host key is checked under the name
+OpenSSH would use before any credential is sent to it, it authenticates with
+its own user, keys and the agent (never with the password meant for the
+target), and a failure names it
+(``hop 2/3 yuka (root@yuka:22): authentication failed``).
 
 :meth:`Chain.close` undoes everything in reverse, always finishes, and may be
 called more than once; a failure while building closes what was opened so far
@@ -293,7 +297,8 @@ class Chain:
                 key_filename=keys or None,
                 timeout=timeout,
                 allow_agent=opts.allow_agent and not hop.config.identities_only,
-                look_for_keys=opts.look_for_keys and not hop.config.identity_files,
+                # Default keys only when no IdentityFile is given (`none` included).
+                look_for_keys=opts.look_for_keys and not hop.config.get_all("identityfile"),
                 sock=link,
                 banner_timeout=opts.banner_timeout or timeout,
                 auth_timeout=opts.auth_timeout,

@@ -7,10 +7,11 @@ does, so pipes, ``$VARS`` and ``~`` behave as they do under ``ssh``.
 The child's stdin and stdout are both one end of an anonymous
 :func:`socket.socketpair`; paramiko gets the other end as its socket. No file
 is created anywhere, the kernel carries data, EOF and back-pressure, and there
-is no copying thread: measured, this runs at the speed of
-``paramiko.ProxyCommand`` with one thread and one descriptor per connection
-(see ``docs/design.rst``). A pump thread between the pair and pipes would only
-be needed on a platform whose children cannot take a socket as stdio.
+is no copying thread: measured, this runs at least at the speed of
+``paramiko.ProxyCommand``, with one supervising thread and three descriptors
+per connection (the socket, the stderr pipe and a pidfd; see
+``docs/design.rst``). A pump thread between the pair and pipes would only be
+needed on a platform whose children cannot take a socket as stdio.
 
 One supervising thread per command drains its stderr into a bounded tail and
 the log, notices when it exits (a pidfd where the platform has one), and then

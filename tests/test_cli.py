@@ -53,9 +53,9 @@ def test_plan_draws_the_chain_with_where_it_came_from(original_config):
         "# local -> gatekeeper -> yuka -> mayu.kamakura",
         "CONNECT 198.18.1.2:22",
         "SSHAUTH root@gatekeeper (198.18.1.2:22)",
-        f"--> EXEC 'nc -w1 yuka 22'    # proxycommand from {original_config} line 5",
+        f"--> EXEC 'nc -w1 yuka 22'    # {original_config} line 5",
         "    SSHAUTH root@yuka (yuka:22)",
-        f"    --> EXEC 'nc -w 1 mayu.kamakura 22'    # proxycommand from {original_config} line 7",
+        f"    --> EXEC 'nc -w 1 mayu.kamakura 22'    # {original_config} line 7",
         "        SSHAUTH root@mayu.kamakura (mayu.kamakura:22)",
     ]
 
@@ -86,3 +86,13 @@ def test_loop_is_reported_by_plan(ssh_home):
 def test_usage_error_exits_2():
     assert _cli("config").returncode == 2
     assert _cli("nonsense").returncode == 2
+
+
+def test_plan_cites_the_proxyjump_line_for_every_hop_it_lists(ssh_home):
+    path = ssh_home.write_config("Host gatekeeper\n    HostName 198.18.1.2\n"
+                                 "Host mayu.kamakura\n    ProxyJump gatekeeper,yuka\n")
+    done = _cli("plan", "-F", str(path), "mayu.kamakura")
+    assert done.returncode == 0, done.stderr
+    jumps = [line for line in done.stdout.splitlines() if "--> JUMP" in line]
+    assert len(jumps) == 2
+    assert all(line.endswith(f"# {path} line 4") for line in jumps)

@@ -313,8 +313,11 @@ def test_original_readme_chain_reaches_the_third_host(ssh_home, servers):
         assert _run(client, "hostname") == "mayu.kamakura"
     finally:
         client.close()
-    kinds = [(e.server, e.kind) for e in servers["gatekeeper"].events()]
-    assert ("gatekeeper", "EXEC") in kinds or ("gatekeeper", "RELAY") in kinds
+    # Exactly one relay per hop, and one connection into each server.
+    for name, relay in (("gatekeeper", "nc -w1 yuka 22"), ("yuka", "nc -w 1 mayu.kamakura 22")):
+        execs = [e.detail for e in servers[name].events() if e.kind == "EXEC"]
+        assert execs == [relay]
+    assert [s.connection_count() for s in servers.values()] == [1, 1, 1]
 
 
 def test_proxyjump_chain_and_password_only_for_the_target(ssh_home, servers):
