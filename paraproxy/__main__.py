@@ -9,9 +9,14 @@ Commands:
     Print what paraproxy resolved for HOST, in the format of ``ssh -G``.
 ``plan [-F FILE] [-l USER] [-p PORT] HOST``
     Print the chain paraproxy would build for HOST, without connecting.
+``run [-F FILE] [-l USER] [-p PORT] HOST -- COMMAND...``
+    Run COMMAND on HOST like ``ssh HOST COMMAND``; exit with its status.
+``check [-F FILE] [-l USER] [-p PORT] HOST``
+    Connect hop by hop; print each hop's time, host key and auth method.
 
 Exit status: 0 on success, 1 when the command failed (the error on stderr),
-2 for a usage error.
+2 for a usage error; ``run`` exits with the remote status, or 255 when it
+could not connect (as ``ssh`` does).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from paraproxy import _route, config, demo
+from paraproxy import _cli, _route, config, demo
 from paraproxy.errors import ParaproxyError
 
 __all__ = ["main"]
@@ -38,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="connect through a chain of throwaway servers "
                              "(`demo --help` for its options)")
     for name, text in (("config", "print the resolved config of HOST like `ssh -G`"),
-                       ("plan", "print the chain that would be built for HOST")):
+                       ("plan", "print the chain that would be built for HOST"),
+                       ("run", "run a command on HOST like `ssh HOST COMMAND`"),
+                       ("check", "connect hop by hop and report every hop")):
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("-F", dest="config_file", metavar="FILE",
                          help="read only this config file (like ssh -F)")
@@ -46,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("-p", dest="port", metavar="PORT", type=int,
                          help="remote port (like ssh -p)")
         sub.add_argument("host", metavar="HOST")
+        if name == "run":
+            sub.add_argument("remote", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                             help="the command and its arguments")
     return parser
 
 
@@ -55,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["demo"]:
         return demo.main(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command in ("run", "check"):
+        return _connecting(args)
     try:
         files = [args.config_file] if args.config_file else None
         hc = config.resolve(args.host, user=args.user, port=args.port, config_files=files)
@@ -66,6 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"paraproxy: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _connecting(args: argparse.Namespace) -> int:
+    """``run`` and ``check``: the commands that connect."""
+    target = _cli.Target(args.host, args.user, args.port, args.config_file)
+    if args.command == "check":
+        return _cli.check(target)
+    remote = args.remote[1:] if args.remote[:1] == ["--"] else args.remote
+    if not remote:
+        print("paraproxy run: no command given (run HOST -- COMMAND...)", file=sys.stderr)
+        return 2
+    return _cli.run(target, remote)
 
 
 def _describe(route: _route.Route) -> str:

@@ -20,7 +20,7 @@ from paraproxy._readconf import COMMAND_LINE
 from paraproxy._tokens import check_caller_names
 from paraproxy.errors import ParaproxyError
 from paraproxy.hook import attach_chain, close_chain
-from paraproxy.jump import Chain, HopOptions, host_key_name, session_summary
+from paraproxy.jump import Chain, HopOptions, hop_event, host_key_name, session_summary
 
 __all__ = ["CONFIG_ENV", "connect"]
 
@@ -88,7 +88,8 @@ class _Connect:
             raise error from exc
         deadline.cancel()
         logger.info("%s: connected: %s", route.target.label,
-                    session_summary(self.client, kwargs["hostname"], kwargs["port"]))
+                    session_summary(self.client, kwargs["hostname"], kwargs["port"]),
+                    extra=hop_event(route.target.label, "connected"))
 
     def _resolve(self, config_files: list[str] | None) -> config.HostConfig:
         """Look the host up; passed arguments are the command line."""

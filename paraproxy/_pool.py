@@ -86,7 +86,8 @@ class HopPool:
                 del self._segments[key]
                 return None
             segment.users += 1
-        logger.info("%s: reusing the open connection (%d users)", segment.label, segment.users)
+        logger.info("%s: reusing the open connection (%d users)", segment.label, segment.users,
+                    extra={"paraproxy_hop": segment.label, "paraproxy_event": "reused"})
         return segment
 
     def retain(self, segment: Segment) -> Segment:

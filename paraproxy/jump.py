@@ -55,7 +55,7 @@ from paraproxy.errors import (
 )
 from paraproxy.proxycommand import _PHASE_WORDS, ProxyCommandBridge, not_ssh_text
 
-__all__ = ["Chain", "HopOptions", "host_key_name", "session_summary"]
+__all__ = ["Chain", "HopOptions", "hop_event", "host_key_name", "session_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -307,7 +307,8 @@ class Chain:
             )
         except BaseException as exc:
             raise self._hop_failure(hop, exc, client) from exc
-        logger.info("%s: %s", hop.label, session_summary(client, name, port))
+        logger.info("%s: %s", hop.label, session_summary(client, name, port),
+                    extra=hop_event(hop.label, "connected"))
         return client
 
     def _open_link(self, segment: Segment, nxt: Hop, owner: contextlib.ExitStack) -> Link:
@@ -490,6 +491,11 @@ class Chain:
 
 #: paramiko's own default for a channel open is an hour; never wait that long.
 _CHANNEL_TIMEOUT = 30.0
+
+
+def hop_event(label: str, event: str) -> dict[str, str]:
+    """``extra=`` for a log record that marks a step of one hop (``python -m paraproxy check``)."""
+    return {"paraproxy_hop": label, "paraproxy_event": event}
 
 
 def session_summary(client: paramiko.SSHClient, name: str, port: int) -> str:
