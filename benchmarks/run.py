@@ -87,6 +87,7 @@ QUICK = Mode("quick", connect_reps=5, whole_reps=3, transfer_reps=1, nbytes=32 *
 PLAIN_VARIANTS = [
     "direct", "direct+nodelay", "paramiko.ProxyCommand", "bridge", "pump",
     "hand-chain", "hand-chain+nodelay", "hand-chain+buffered", "hand-chain+pair",
+    "direct+gcm", "hand-chain+gcm",
 ]
 ASYNCSSH_VARIANTS = ["asyncssh", "asyncssh-tunnel"]
 HOOK_VARIANTS = ["hook-direct", "hook-nc", "hook-jump", "hook-sshhop"]

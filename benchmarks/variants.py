@@ -20,7 +20,11 @@ data down or up and be closed. Variant names:
     ``direct-tcpip`` channel is the next Transport's ``sock``. ``N`` hops
     (default 1) before the target; ``+nodelay`` sets ``TCP_NODELAY`` on the
     first hop's socket; ``+pair`` also bridges each hop channel into a socket
-    pair with a pump thread, so the next Transport reads a kernel socket.
+    pair with a pump thread, so the next Transport reads a kernel socket;
+    ``+buffered`` reads each hop channel in large chunks (:class:`BufferedChannel`).
+``direct+gcm``, ``hand-chain+gcm``
+    ``direct+nodelay`` and ``hand-chain+buffered`` negotiating aes128-gcm
+    instead of paramiko's default aes128-ctr + hmac-sha2-256.
 ``hook-direct``, ``hook-nc``, ``hook-jump``, ``hook-sshhop``, ``hook-chain:N``
     ``import paraproxy`` and ``SSHClient().connect(ALIAS)`` with
     ``PARAPROXY_CONFIG`` naming the testbed's ssh_config: ``target`` (config,
@@ -168,15 +172,27 @@ def new_client(tb: TestbedInfo) -> paramiko.SSHClient:
     return c
 
 
-def auth_kwargs(tb: TestbedInfo) -> dict[str, Any]:
-    """Public key auth with the testbed's key only."""
-    return {
+#: paramiko 5.1 prefers aes128-ctr + hmac-sha2-256; without the CTR and CBC
+#: ciphers it negotiates aes128-gcm@openssh.com (an AEAD: no separate HMAC),
+#: which OpenSSH also offers by default.
+PREFER_GCM = {
+    "ciphers": ["aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-cbc", "aes192-cbc",
+                "aes256-cbc", "3des-cbc"],
+}
+
+
+def auth_kwargs(tb: TestbedInfo, gcm: bool = False) -> dict[str, Any]:
+    """Public key auth with the testbed's key only (and AES-GCM if asked)."""
+    kw: dict[str, Any] = {
         "username": tb.user,
         "key_filename": tb.key,
         "look_for_keys": False,
         "allow_agent": False,
         "timeout": 20,
     }
+    if gcm:
+        kw["disabled_algorithms"] = PREFER_GCM
+    return kw
 
 
 def nodelay_socket(port: int) -> socket.socket:
@@ -186,12 +202,12 @@ def nodelay_socket(port: int) -> socket.socket:
     return s
 
 
-def open_direct(tb: TestbedInfo, nodelay: bool = False) -> Conn:
+def open_direct(tb: TestbedInfo, nodelay: bool = False, gcm: bool = False) -> Conn:
     port = tb.ports["target"]
     c = new_client(tb)
     sock = nodelay_socket(port) if nodelay else None
     try:
-        c.connect("127.0.0.1", port, sock=sock, **auth_kwargs(tb))
+        c.connect("127.0.0.1", port, sock=sock, **auth_kwargs(tb, gcm))
     except BaseException:
         c.close()
         if sock is not None:
@@ -316,7 +332,7 @@ class BufferedChannel:
 
 def open_hand_chain(
     tb: TestbedInfo, hops: int, nodelay: bool = False, pair: bool = False,
-    buffered: bool = False,
+    buffered: bool = False, gcm: bool = False,
 ) -> Conn:
     """``hops`` paramiko hops, each channel the next one's socket, then the target.
 
@@ -333,7 +349,7 @@ def open_hand_chain(
                 sock = nodelay_socket(port)
             c = new_client(tb)
             clients.append(c)
-            c.connect("127.0.0.1", port, sock=sock, **auth_kwargs(tb))
+            c.connect("127.0.0.1", port, sock=sock, **auth_kwargs(tb, gcm))
             if i + 1 < len(names):
                 t = c.get_transport()
                 assert t is not None
@@ -507,6 +523,10 @@ def open_variant(name: str, tb: TestbedInfo) -> Conn:
         return open_direct(tb)
     if base == "direct+nodelay":
         return open_direct(tb, nodelay=True)
+    if base == "direct+gcm":
+        return open_direct(tb, nodelay=True, gcm=True)
+    if base == "hand-chain+gcm":
+        return open_hand_chain(tb, int(arg or 1), nodelay=True, buffered=True, gcm=True)
     if base in ("paramiko.ProxyCommand", "bridge", "pump"):
         return open_proxy(tb, base)
     if base == "hand-chain":
