@@ -18,7 +18,8 @@ import paramiko
 from paraproxy import _route, config
 from paraproxy._readconf import COMMAND_LINE
 from paraproxy._tokens import check_caller_names
-from paraproxy.errors import ParaproxyError
+from paraproxy._transport import HopTransport, finish
+from paraproxy.errors import HopConnectError, ParaproxyError
 from paraproxy.hook import attach_chain, close_chain
 from paraproxy.jump import Chain, HopOptions, hop_event, host_key_name, session_summary
 
@@ -73,15 +74,19 @@ class _Connect:
         chain = Chain(route, self._hop_options(kwargs), self.original)
         attach_chain(self.client, weakref.finalize(self.client, chain.close))
         deadline = _Deadline(kwargs.get("timeout"), chain, self.client)
+        opened = False
         try:
             kwargs["sock"] = chain.open(self.client)
+            opened = True
             logger.info("%s: SSHAUTH %s@%s", route.target.label, kwargs["username"],
                         route.target.config.host)
             self.original(self.client, **kwargs)
         except BaseException as exc:
             deadline.cancel()
-            error = self._failure(chain, exc)
+            error = self._failure(chain, exc, opened)
+            transport = self.client.get_transport()
             self.original_close(self.client)
+            finish(transport)
             close_chain(self.client)
             if error is exc:
                 raise
@@ -109,6 +114,10 @@ class _Connect:
         kwargs = dict(self.passed)
         kwargs["hostname"], kwargs["port"] = host_key_name(route.target)
         kwargs["username"] = hc.user
+        # Ours stops its handshake timer however the handshake ends (paramiko's
+        # may outlive a failed connect by 15 s); a caller's own factory wins.
+        if kwargs.get("transport_factory") is None:
+            kwargs["transport_factory"] = HopTransport
         if hc.get_all("identityfile") and kwargs.get("key_filename") is None:
             existing = [p for p in hc.identity_files if os.path.exists(p)]
             kwargs["key_filename"] = existing or None
@@ -138,10 +147,13 @@ class _Connect:
             disabled_algorithms=self.passed.get("disabled_algorithms"),
         )
 
-    def _failure(self, chain: Chain, exc: BaseException) -> BaseException:
+    def _failure(self, chain: Chain, exc: BaseException, opened: bool) -> BaseException:
         """The exception to raise for a failed connect: name the link that broke."""
         if isinstance(exc, ParaproxyError) or not isinstance(exc, Exception):
             return exc
+        if not opened:
+            # Something unexpected while building the hops: say which one.
+            return HopConnectError(chain.current.label, f"failed: {exc!r}")
         if chain.expired is not None:
             return chain.link_failure(chain.current, exc, self.client)
         if isinstance(exc, (paramiko.AuthenticationException, paramiko.BadHostKeyException)):

@@ -44,6 +44,7 @@ from paraproxy._hostkeys import (
 from paraproxy._link import ChannelLink
 from paraproxy._pool import POOL, Segment, reuse_enabled
 from paraproxy._route import Exec, Forward, Hop, ProxyCommand, Route, Tcp
+from paraproxy._transport import HopTransport
 from paraproxy.errors import (
     HopAuthenticationError,
     HopChannelError,
@@ -304,6 +305,7 @@ class Chain:
                 auth_timeout=opts.auth_timeout,
                 passphrase=opts.passphrase,
                 disabled_algorithms=opts.disabled_algorithms,
+                transport_factory=HopTransport,
             )
         except BaseException as exc:
             raise self._hop_failure(hop, exc, client) from exc
@@ -347,7 +349,7 @@ class Chain:
         except paramiko.ChannelException as exc:
             raise HopChannelError(
                 segment.label,
-                f"refused channel to {via.host}:{via.port}: {_channel_reason(exc)}",
+                f"refused channel to {via.host}:{via.port}: {_channel_reason(exc, transport)}",
                 exc.code,
             ) from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -381,7 +383,7 @@ class Chain:
         except paramiko.ChannelException as exc:
             raise HopChannelError(
                 segment.label,
-                f"refused session for {via.command!r}: {_channel_reason(exc)}",
+                f"refused session for {via.command!r}: {_channel_reason(exc, transport)}",
                 exc.code,
             ) from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -414,11 +416,13 @@ class Chain:
         self, hop: Hop, exc: BaseException, client: paramiko.SSHClient
     ) -> ParaproxyError:
         """Explain a handshake with ``client`` that failed on the link into ``hop``."""
-        if self.expired is not None:
+        if self.expired is not None or _timed_out(exc):
             return self._timeout_failure(hop, client)
         if hop.index == 1 and self.bridge is not None and not self.bridge.passed_socket:
             return self.proxy_failure(exc, _phase(client))
-        reason = not_ssh_text(exc) or f"connection failed: {str(exc) or type(exc).__name__}"
+        reason = not_ssh_text(exc) or _closed_text(exc) or (
+            f"connection failed: {str(exc) or type(exc).__name__}"
+        )
         link = self._pending
         if isinstance(link, ChannelLink) and isinstance(hop.via, Exec):
             reason += _relay_status(link.channel, hop.via)
@@ -447,7 +451,8 @@ class Chain:
     def _timeout_failure(self, hop: Hop, client: paramiko.SSHClient) -> ParaproxyError:
         """The connect deadline expired while ``hop`` was being connected."""
         phase = _phase(client)
-        words = f"timed out after {self.expired:g} s (ConnectTimeout) {_PHASE_WORDS[phase]}"
+        seconds = self.expired if self.expired is not None else self._timeout(hop)
+        words = f"timed out after {seconds:g} s (ConnectTimeout) {_PHASE_WORDS[phase]}"
         if hop.index == 1 and self.bridge is not None:
             bridge = self.bridge
             bridge.close()
@@ -512,10 +517,34 @@ def session_summary(client: paramiko.SSHClient, name: str, port: int) -> str:
     )
 
 
-def _channel_reason(exc: paramiko.ChannelException) -> str:
-    """paramiko's channel-open failure text (``administratively prohibited``)."""
-    text = str(getattr(exc, "text", "") or "").strip()
-    return text.lower() if text else f"code {exc.code}"
+def _timed_out(exc: BaseException) -> bool:
+    """paramiko's ways of saying the handshake ran out of time."""
+    # start_client() returns quietly on timeout; the next step then raises this.
+    return isinstance(exc, socket.timeout) or str(exc) == "No existing session"
+
+
+def _closed_text(exc: BaseException) -> str | None:
+    """``closed before the SSH banner`` when the peer hung up instead of greeting us."""
+    text = str(exc)
+    if not text.startswith("Error reading SSH protocol banner"):
+        return None
+    cause = exc.__context__
+    if text.rstrip() == "Error reading SSH protocol banner" or isinstance(
+        cause, (EOFError, ConnectionResetError)
+    ):
+        # OpenSSH: "kex_exchange_identification: Connection closed by remote host".
+        return ("the connection was closed before the SSH banner (sshd MaxStartups or "
+                "LoginGraceTime reached? not an SSH server?)")
+    return None
+
+
+def _channel_reason(exc: paramiko.ChannelException, transport: paramiko.Transport) -> str:
+    """Why the hop refused: its own words (``Connection refused``), else paramiko's."""
+    text = str(getattr(exc, "text", "") or "").strip().lower() or f"code {exc.code}"
+    peer = getattr(transport, "last_refusal", None)
+    if peer and peer.lower() != text:
+        return f"{text}: {peer}"
+    return text
 
 
 def _relay_status(chan: paramiko.Channel, via: Exec) -> str:

@@ -34,6 +34,8 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 from paraproxy.errors import ParaproxyWarning, ProxyCommandError
 
@@ -159,7 +161,8 @@ class ProxyCommandBridge:
         else:  # pragma: no cover - Python < 3.11
             group["preexec_fn"] = os.setpgrp
         try:
-            return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+            return _Popen(
+                self._adopt,
                 argv,
                 stdin=theirs.fileno(),
                 stdout=theirs.fileno(),
@@ -174,6 +177,10 @@ class ProxyCommandBridge:
                 self.command, f"could not start {argv[0]}: {exc.strerror or exc}", phase="spawn"
             ) from exc
 
+    def _adopt(self, proc: subprocess.Popen[bytes]) -> None:
+        """Own the child from the moment it exists, even if Popen() is then interrupted."""
+        self._proc = proc
+
     def close(self) -> None:
         """Stop the command (TERM, then KILL after a grace period), reap it, free everything."""
         with self._lock:
@@ -182,11 +189,21 @@ class ProxyCommandBridge:
             self._closed = True
         try:
             self._shutdown_sock()
-            if self._proc is not None:
+            if self._proc is not None and self._thread is None:
+                self._reap_unsupervised()
+            elif self._proc is not None:
                 self._terminate()
                 self._join()
         finally:
             self._release()
+
+    def _reap_unsupervised(self) -> None:
+        """Interrupted before the supervisor started: kill the group and reap here."""
+        self._signal(signal.SIGKILL)
+        self.killed = True
+        self._reap()
+        self._exited.set()
+        self._done.set()
 
     def _terminate(self) -> None:
         """Signal the process group until the child is gone, escalating to SIGKILL."""
@@ -442,6 +459,26 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+class _Popen(subprocess.Popen):  # type: ignore[type-arg]
+    """A Popen that hands itself to its owner as soon as the child exists.
+
+    A KeyboardInterrupt between the fork and the return of ``Popen()`` would
+    otherwise lose the child: no one could stop or reap it.
+    """
+
+    def __init__(self, adopt: Callable[[subprocess.Popen[bytes]], None], *args: Any,
+                 **kwargs: Any) -> None:
+        self._adopt = adopt
+        super().__init__(*args, **kwargs)
+
+    def _execute_child(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super()._execute_child(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            if getattr(self, "pid", None):
+                self._adopt(self)
 
 
 def _selector() -> selectors.BaseSelector:

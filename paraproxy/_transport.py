@@ -1,0 +1,70 @@
+"""The paramiko Transport paraproxy's connections use (hops, and the target unless the
+caller brings a ``transport_factory`` of its own).
+
+Two things paramiko's :class:`~paramiko.Transport` drops that a chain needs:
+
+* why a hop refused a channel: sshd says ``Connection refused`` or
+  ``getaddrinfo: Name or service not known``, but paramiko keeps only the
+  generic text of the code (``Connect failed``);
+* its handshake timer: a key exchange that dies before the first packet is
+  handled never cancels paramiko's 15 s timer thread, which then outlives the
+  connection. :class:`HopTransport` cancels it when its thread ends, however
+  it ends, and :func:`finish` does the same for a transport of another class.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import paramiko
+
+__all__ = ["HopTransport", "finish"]
+
+logger = logging.getLogger(__name__)
+
+
+class HopTransport(paramiko.Transport):
+    """A Transport that remembers why channels were refused, and stops all its threads."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._refusals_lock = threading.Lock()
+        #: The peer's own words for the last refused channel open.
+        self.last_refusal: str | None = None
+
+    def _parse_channel_open_failure(self, m: paramiko.Message) -> None:
+        """Keep the peer's description of the failure, then let paramiko handle it."""
+        try:
+            peek = paramiko.Message(m.asbytes())
+            peek.get_int()  # channel id
+            peek.get_int()  # reason code
+            description = peek.get_text().strip()
+        except Exception:  # a malformed message is paramiko's to reject
+            description = ""
+        with self._refusals_lock:
+            self.last_refusal = description or None
+        super()._parse_channel_open_failure(m)  # type: ignore[misc]
+
+    def run(self) -> None:
+        """paramiko's transport thread; on the way out, stop the handshake timer too."""
+        try:
+            super().run()
+        finally:
+            finish(self)
+
+    def close(self) -> None:
+        """Close, and cancel the handshake timer paramiko may have left running."""
+        super().close()
+        finish(self)
+
+
+def finish(transport: paramiko.Transport | None) -> None:
+    """Cancel a dead transport's handshake timer (idempotent, harmless when done)."""
+    packetizer = getattr(transport, "packetizer", None)
+    if packetizer is not None:
+        try:
+            packetizer.complete_handshake()
+        except Exception:
+            logger.debug("handshake timer", exc_info=True)
