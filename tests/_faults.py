@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import paramiko
-
 from testbed.leaks import child_processes, open_fds, wait_until
+
+import paraproxy  # noqa: F401 - installs the hook: the tests drive SSHClient.connect
 
 __all__ = [
     "GATEKEEPER",
@@ -87,12 +89,14 @@ def timed(func: Callable[[], object]) -> tuple[float, BaseException | None]:
     start = time.monotonic()
     try:
         func()
-    except BaseException as exc:  # noqa: BLE001 - the caller inspects it
+    except BaseException as exc:
         return time.monotonic() - start, exc
     return time.monotonic() - start, None
 
 
-def cpu_during(seconds: float, predicate: Callable[[], object] | None = None) -> tuple[float, float]:
+def cpu_during(
+    seconds: float, predicate: Callable[[], object] | None = None
+) -> tuple[float, float]:
     """Wait ``seconds`` (or until ``predicate``), return (wall, process CPU) spent meanwhile."""
     wall0, cpu0 = time.monotonic(), time.process_time()
     if predicate is None:
@@ -104,8 +108,6 @@ def cpu_during(seconds: float, predicate: Callable[[], object] | None = None) ->
 
 def sample() -> tuple[int, int, int]:
     """(open fds, threads, child processes) of this process."""
-    import threading
-
     return len(open_fds()), threading.active_count(), len(child_processes())
 
 

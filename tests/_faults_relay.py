@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
                 up_open = False
                 _quiet(lambda: sock.shutdown(socket.SHUT_WR))
             elif mode == "plain" or state == "done":
-                _quiet(lambda: sock.sendall(data))
+                _quiet(lambda data=data: sock.sendall(data))
             else:
                 pending += data
                 forward, state, die = _scan(pending, state, mode)

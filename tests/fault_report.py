@@ -22,6 +22,7 @@ As a program it renders such a file::
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -187,8 +188,10 @@ def render(records: list[dict[str, Any]], source: str = "") -> str:
         "",
         "To regenerate::",
         "",
-        "    PARAPROXY_FAULT_REPORT=/tmp/faults.json .venv/bin/pytest tests/test_faults_*.py \\",
-        "        tests/test_bad_input.py tests/test_fuzz.py tests/test_load.py tests/test_interrupts.py",
+        "    PARAPROXY_FAULT_REPORT=/tmp/faults.json .venv/bin/pytest \\",
+        "        tests/test_faults_proxycommand.py tests/test_faults_chain.py \\",
+        "        tests/test_bad_input.py tests/test_fuzz.py tests/test_load.py \\",
+        "        tests/test_interrupts.py",
         "    python tests/fault_report.py /tmp/faults.json > docs/faults.rst",
         "",
         f"Recorded run: {_run_info()}; {passed} of {len(records)} cases passed.",
@@ -218,10 +221,8 @@ def render(records: list[dict[str, Any]], source: str = "") -> str:
 
 def _run_info() -> str:
     try:
-        import paramiko
-
-        pm = paramiko.__version__
-    except ImportError:  # pragma: no cover
+        pm = importlib.metadata.version("paramiko")
+    except Exception:  # pragma: no cover
         pm = "?"
     day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     return (f"{day}, Python {platform.python_version()}, paramiko {pm}, "

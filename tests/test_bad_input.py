@@ -33,7 +33,7 @@ def _connect(host: str, **kwargs) -> BaseException | None:  # type: ignore[no-un
     client = paramiko.SSHClient()
     try:
         client.connect(host, password="x", **kwargs)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         return exc
     finally:
         client.close()

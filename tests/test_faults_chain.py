@@ -9,7 +9,6 @@ autouse ``no_leaks`` check proves the client side kept nothing either.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import socket
 import subprocess
 
@@ -34,7 +33,6 @@ from paraproxy.errors import (
     HopError,
     HopHostKeyError,
 )
-from paraproxy.hook import chain_of
 
 pytest_plugins = ["fault_report"]
 

@@ -12,6 +12,7 @@ import os
 import signal
 import textwrap
 import time
+import warnings
 
 import paramiko
 import pytest
@@ -68,7 +69,8 @@ def _fails(fault_case, case: str, bound: str, limit: float, **kwargs):
 
 def test_command_not_found(home, fault_case):
     _config(home, "no-such-proxy-xyz %h %p")
-    exc, record = _fails(fault_case, "command not found", "error at once with status 127 and the "
+    exc, _ = _fails(
+        fault_case, "command not found", "error at once with status 127 and the "
                  "shell's message", 5)
     assert exc.exit_status == 127 and exc.phase == "banner"
     assert "no-such-proxy-xyz" in exc.command and "no-such-proxy-xyz" in exc.stderr_tail
@@ -80,7 +82,8 @@ def test_command_not_found(home, fault_case):
 def test_exits_at_once(home, fault_case, proxy, status):
     _config(home, proxy)
     before = time.process_time()
-    exc, record = _fails(fault_case, f"exits at once: {proxy}", f"error at once, status {status}, no "
+    exc, record = _fails(
+        fault_case, f"exits at once: {proxy}", f"error at once, status {status}, no "
                  "CPU spin", 5)
     cpu = time.process_time() - before
     record.note(f"CPU {cpu:.3f} s")
@@ -97,7 +100,8 @@ def test_exits_at_once(home, fault_case, proxy, status):
 
 def test_endless_garbage_lines(home, fault_case):
     _config(home, "yes hello")
-    exc, record = _fails(fault_case, "garbage lines forever (yes hello)", "clear error after a "
+    exc, _ = _fails(
+        fault_case, "garbage lines forever (yes hello)", "clear error after a "
                  "bounded number of lines (OpenSSH 1024, paramiko 100)", 10)
     assert exc.phase == "banner"
     _says_not_ssh(exc, "hello")
@@ -115,7 +119,8 @@ def test_two_thousand_junk_lines_then_a_real_server(home, fault_case, tmp_path):
     # Writes 2000 junk lines, then would relay to sshd; counts how many lines were taken.
     _config(home, f"sh -c 'i=0; while [ $i -lt 2000 ]; do echo junk line $i || exit 9; "
                   f"i=$((i+1)); echo $i > {count}; done; exec nc %h %p'")
-    exc, record = _fails(fault_case, "2000 junk lines before the banner", "clear error after a bounded "
+    exc, record = _fails(
+        fault_case, "2000 junk lines before the banner", "clear error after a bounded "
                  "number of lines", 10)
     assert exc.phase == "banner"
     _says_not_ssh(exc, "junk line")
@@ -125,7 +130,8 @@ def test_two_thousand_junk_lines_then_a_real_server(home, fault_case, tmp_path):
 
 def test_endless_bytes_without_newline_connecttimeout(home, fault_case):
     _config(home, "yes hello | tr -d '\\n'", "    ConnectTimeout 2\n")
-    exc, record = _fails(fault_case, "endless bytes, no newline (ConnectTimeout 2)", "ConnectTimeout "
+    exc, _ = _fails(
+        fault_case, "endless bytes, no newline (ConnectTimeout 2)", "ConnectTimeout "
                  "(2 s) + 1 s, bounded memory", 3.5)
     assert "timed out after 2 s (ConnectTimeout) before the SSH banner" in str(exc)
     assert exc.exit_status is not None
@@ -134,7 +140,8 @@ def test_endless_bytes_without_newline_connecttimeout(home, fault_case):
 def test_endless_bytes_without_newline_timeout_argument(home, fault_case):
     _config(home, "yes hello | tr -d '\\n'")
     rss0 = _rss()
-    exc, record = _fails(fault_case, "endless bytes, no newline (timeout=2)", "timeout= (2 s) + 1 s",
+    exc, _ = _fails(
+        fault_case, "endless bytes, no newline (timeout=2)", "timeout= (2 s) + 1 s",
                  3.5, timeout=2)
     grown = _rss() - rss0
     assert "timed out after 2 s" in str(exc)
@@ -154,11 +161,23 @@ def test_never_answers(home, fault_case, how):
         kwargs["timeout"] = 2
     else:
         _config(home, "sleep 3600", f"    {how}\n")
-    exc, record = _fails(fault_case, f"never answers (sleep 3600), {how}", f"{how.split()[-1]} + 1 s, "
+    exc, _ = _fails(
+        fault_case, f"never answers (sleep 3600), {how}", f"{how.split()[-1]} + 1 s, "
                  "then killed and reaped", 3.5, **kwargs)
     assert exc.phase == "banner"
     assert "timed out after 2 s" in str(exc)
     assert exc.exit_status is not None and exc.exit_status < 0  # killed, reaped
+
+
+def test_valid_banner_then_silence(home, fault_case):
+    # A banner, then nothing: the deadline cuts the key exchange. paramiko's own handshake
+    # timer (15 s) was started by then; it must not outlive the failure.
+    _config(home, "sh -c 'echo SSH-2.0-OpenSSH_9.9 silent; exec sleep 60'",
+            "    ConnectTimeout 2\n")
+    exc, _ = _fails(fault_case, "valid banner, then silence (ConnectTimeout 2)",
+                    "ConnectTimeout + 1 s, phase kex; no paramiko timer thread left", 3.5)
+    assert exc.phase == "kex", str(exc)
+    assert "timed out after 2 s (ConnectTimeout) during key exchange" in str(exc)
 
 
 # -- dies during the handshake ---------------------------------------------------------------
@@ -171,7 +190,8 @@ def test_never_answers(home, fault_case, how):
 def test_banner_then_exits(home, fault_case, mode, phase, words):
     _config(home, relay_command(mode))
     before = time.process_time()
-    exc, record = _fails(fault_case, f"valid banner, then exits {words}", "clear error at once "
+    exc, _ = _fails(
+        fault_case, f"valid banner, then exits {words}", "clear error at once "
                  "naming the phase, no spin", 5)
     cpu = time.process_time() - before
     assert exc.phase == phase, str(exc)
@@ -251,7 +271,8 @@ def test_compound_command_children_are_not_orphaned(home, fault_case, tmp_path):
 def test_megabytes_of_stderr_then_fails(home, fault_case):
     _config(home, "head -c 8000000 /dev/zero | tr '\\0' 'e' | fold -w 1000 >&2; "
                   "printf '\\nlast words\\n' >&2; exit 5")
-    exc, record = _fails(fault_case, "8 MB of stderr, then exits 5", "no deadlock; error with a "
+    exc, _ = _fails(
+        fault_case, "8 MB of stderr, then exits 5", "no deadlock; error with a "
                  "bounded stderr tail", 20)
     assert exc.exit_status == 5
     assert exc.stderr_tail.endswith("last words")
@@ -320,8 +341,6 @@ class _NoWarning:
     """Fail on any warning inside the block (a stuck supervisor warns)."""
 
     def __enter__(self):
-        import warnings
-
         self._cm = warnings.catch_warnings(record=True)
         self.caught = self._cm.__enter__()
         warnings.simplefilter("always")

@@ -177,7 +177,7 @@ def test_plan_on_generated_chains(ssh_home, tmp_path, record):
               f"{time.monotonic() - case.started:.1f} s")
 
 
-class _Sentinel(Exception):
+class _SentinelError(Exception):
     pass
 
 
@@ -196,7 +196,7 @@ def test_parse_ssh_command(ssh_home, tmp_path, record):
 
     def expand(word: str) -> str:
         if "%x" in word:
-            raise _Sentinel(word)
+            raise _SentinelError(word)
         return hc.expand(word, "proxycommand")
 
     @settings(max_examples=1000, deadline=None, suppress_health_check=FIXTURES)
@@ -204,7 +204,7 @@ def test_parse_ssh_command(ssh_home, tmp_path, record):
     def check(command: str) -> None:
         try:
             result = parse_ssh_command(command, expand)
-        except (_Sentinel, ConfigError):
+        except (_SentinelError, ConfigError):
             return
         assert isinstance(result, (SshCommand, NotRecognised))
 
