@@ -9,7 +9,7 @@
 Each session installs paraproxy the way a user does, from a wheel (built once per nox run
 with ``python -m build``, sdist first and the wheel from the sdist, so nothing stale in
 ``build/`` can get in), together with one exact paramiko release, in its own virtualenv
-under ``.nox/`` (kept between runs: ``reuse_venv``), and runs the key test modules
+under ``.venv/nox/`` (kept between runs: ``reuse_venv``), and runs the key test modules
 against it. pytest is started as the
 ``pytest`` script, not ``python -m pytest``, so the checkout is not on ``sys.path``: the
 tests import the installed copy (the session checks that first).
@@ -59,6 +59,8 @@ PARAMIKO_IMPORT_WARNING = "ignore:TripleDES has been moved"
 TEST_REQUIREMENTS = ["pytest>=7", "pytest-timeout>=2"]
 
 nox.options.sessions = ["matrix"]
+#: Under .venv/ (ignored by git, like the development environment itself), not .nox/.
+nox.options.envdir = str(ROOT / ".venv" / "nox")
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -82,7 +84,7 @@ _wheels: list[Path] = []
 def _wheel(session: nox.Session) -> Path:
     """The wheel of this checkout, built once per nox run (sdist, then wheel from it)."""
     if not _wheels or not _wheels[0].exists():
-        out = ROOT / ".nox" / "_dist"
+        out = ROOT / ".venv" / "nox" / "_dist"
         shutil.rmtree(out, ignore_errors=True)
         session.run(sys.executable, "-m", "build", "--outdir", str(out), str(ROOT),
                     external=True, silent=True)
