@@ -139,6 +139,37 @@ def _blackhole(testbed, host: str = "gatekeeper"):
             subprocess.run(["ip", "-n", ns, *argv], capture_output=True, timeout=10, check=False)
 
 
+_MUTE = ("import socket,sys,time;s=socket.socket();"
+         "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',2225));"
+         "s.listen(8);print('ready',flush=True);c=[]\n"
+         "while True: c.append(s.accept()[0])")
+
+
+def test_second_hop_accepts_but_never_speaks(home, testbed, fault_case, sessions):
+    # yuka:2225 accepts TCP connections and never sends a byte (a hung sshd).
+    mute = subprocess.Popen(testbed.yuka.namespace.exec_argv(["python3", "-c", _MUTE]),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert mute.stdout is not None and mute.stdout.readline().strip() == b"ready"
+        home.write_known_hosts([testbed.known_hosts_line("gatekeeper", GATEKEEPER),
+                                testbed.known_hosts_line("yuka", "[yuka]:2225")])
+        home.write_config("Host target\n    HostName yuka\n    Port 2225\n"
+                          "    ProxyJump gatekeeper\n    ConnectTimeout 2\n" + IDENTITIES)
+        exc, _ = _fails(fault_case, "hop answers TCP but never sends a banner (ConnectTimeout "
+                        "2)", "ConnectTimeout + 1 s, the silent host named, hop 1 closed", 3.5,
+                        host="target")
+        assert isinstance(exc, HopError), repr(exc)
+        text = str(exc)
+        assert text.startswith("hop 2/2 target (root@yuka:2225)"), text
+        assert "timed out after 2 s" in text, text
+    finally:
+        mute.kill()
+        mute.wait(5)
+        if mute.stdout is not None:
+            mute.stdout.close()
+    sessions()
+
+
 @pytest.mark.parametrize("how", ["ConnectTimeout 2", "timeout=2"])
 def test_hop_never_answers_the_channel_open(home, testbed, fault_case, sessions, how):
     # gatekeeper's sshd connects to the target before it confirms the channel; the target's
