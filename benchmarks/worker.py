@@ -140,7 +140,7 @@ class Worker:
         # One connection first, so one-time costs (lazy imports, an event loop,
         # caches) are not counted per connection.
         variants.open_variant(variant, self.tb).close()
-        self._settle()
+        self._settle(stable=0.3)
         t0, f0, p0 = threading.active_count(), _fds(), _children()
         conns = []
         try:
@@ -242,7 +242,7 @@ class Worker:
 
     # -- helpers ---------------------------------------------------------------
 
-    def _settle(self, limit: float = 3.0) -> None:
+    def _settle(self, limit: float = 3.0, stable: float = 0.06) -> None:
         """Wait until threads from earlier connections are gone (bounded)."""
         gc.collect()
         deadline = time.monotonic() + limit
@@ -253,7 +253,7 @@ class Worker:
             now = (threading.active_count(), len(_fds()))
             if now != last:
                 last, stable_since = now, time.monotonic()
-            elif time.monotonic() - stable_since >= 0.06:
+            elif time.monotonic() - stable_since >= stable:
                 return
 
 
