@@ -3,10 +3,11 @@
 
 Usage (from the repository root, with the dev venv)::
 
-    .venv/bin/python benchmarks/run.py                 # full run, ~5-8 min on 2 cores
-    .venv/bin/python benchmarks/run.py --quick         # smaller, ~1-2 min
+    .venv/bin/python benchmarks/run.py                 # full run, ~6-8 min on 2 cores
+    .venv/bin/python benchmarks/run.py --quick         # 32 MiB, fewer repetitions, ~1.5 min
     .venv/bin/python benchmarks/run.py --only connect throughput
     .venv/bin/python benchmarks/run.py --out /tmp/bench --update-docs
+    .venv/bin/python benchmarks/run.py --profile hook-jump   # py-spy during a download
     .venv/bin/python benchmarks/run.py --render benchmarks/results/latest.json
 
 It starts five throwaway OpenSSH servers on 127.0.0.1 high ports (a target and
@@ -27,7 +28,10 @@ connection while one through the same hop is open), ``import`` (what
 Variants that need paraproxy's hook run in a separate worker process; if the
 hook is not there or fails, they are reported as errors and the rest goes on.
 ``asyncssh`` is an optional outside reference: skipped with a note if it is
-not importable. Nothing here asserts timings: benchmarks are not tests.
+not importable. A full run also samples the ``hook-jump`` and ``direct``
+downloads with py-spy when it is installed (``--profile`` chooses others, or
+none). Nothing here asserts timings: benchmarks are not tests. The method and
+the latest report with its analysis are in ``docs/benchmarks.rst``.
 """
 
 from __future__ import annotations

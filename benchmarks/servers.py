@@ -3,7 +3,9 @@
 Everything lives in one temporary directory: a client key, one ed25519 host
 key and one ``sshd_config`` per server, a known_hosts file, an ssh_config used
 by ``ssh -F`` and by paraproxy (``PARAPROXY_CONFIG``), and a fake ``HOME``
-whose ``~/.ssh/known_hosts`` is the same file. No network namespace, no root:
+whose ``~/.ssh/known_hosts`` is the same file. The servers set ``SHLVL`` for
+sessions, so that bash does not read the user's ``~/.bashrc`` for every
+command (Debian builds do, for commands run by sshd). No network namespace, no root:
 as a normal user sshd runs on a high port and the user logs in as themselves.
 
 :meth:`Testbed.stop` kills every server and whatever connection children they
