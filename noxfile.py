@@ -10,13 +10,14 @@ Each session installs paraproxy the way a user does, from a wheel (built once pe
 with ``python -m build``, sdist first and the wheel from the sdist, so nothing stale in
 ``build/`` can get in), together with one exact paramiko release, in its own virtualenv
 under ``.venv/nox/`` (kept between runs: ``reuse_venv``), and runs the key test modules
-against it. pytest is started as the
-``pytest`` script, not ``python -m pytest``, so the checkout is not on ``sys.path``: the
-tests import the installed copy (the session checks that first).
+against it. pytest is started as the ``pytest`` script from ``tests/``, not as
+``python -m pytest`` from the root, so the checkout is not on ``sys.path``: the tests
+import the installed copy (the session checks that first).
 
 The versions are the oldest and newest release of each paramiko major version paraproxy
-declares (``install_requires`` in setup.py), and pip installs both in one resolution, so
-a version outside the declared range fails to install instead of being tested. mypy and
+declares (``install_requires`` in setup.py), and pip resolves the wheel and the pinned
+paramiko together, so a version outside the declared range fails to install instead of
+being tested. mypy and
 types-paramiko are not part of the matrix (the type check runs once, in scripts/test,
 against the newest paramiko).
 

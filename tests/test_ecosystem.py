@@ -61,7 +61,9 @@ Host *
 """
 
 #: ProxyJump written the way Fabric 3 follows it: one hop per host, each hop's own
-#: ProxyJump (Fabric's handling of a comma list ``ProxyJump a,b`` is checked separately).
+#: ProxyJump. Fabric 3.2.3 builds a comma list ``ProxyJump gatekeeper,yuka`` backwards
+#: (fabric/connection.py get_gateway walks the list reversed, so yuka would be contacted
+#: first, from here); with Fabric's loading off, paraproxy follows such lists as ssh does.
 NESTED_JUMPS = "Host yuka\n    ProxyJump gatekeeper\nHost mayu.kamakura\n    ProxyJump yuka\n"
 
 HOSTS = ("gatekeeper", "yuka", "mayu")
