@@ -19,6 +19,7 @@ object), and the autouse ``no_leaks`` check and the sshds' session counts prove 
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 
@@ -109,11 +110,19 @@ def _expect(exc_type, case: str, fault_case, sessions, same: BaseException | Non
     record = fault_case(TABLE, case, f"{exc_type.__name__} propagates unchanged; nothing "
                         "left (processes, threads, fds, sessions)")
     start = time.monotonic()
-    with pytest.raises(BaseException) as info:
-        connected("mayu.kamakura")
+    client = paramiko.SSHClient()
+    client.load_system_host_keys()
+    try:
+        client.connect("mayu.kamakura")
+    except BaseException as exc:  # the interrupt, as the caller sees it
+        err = exc
+    else:
+        client.close()
+        pytest.fail("connect() succeeded: the interruption never happened")
+    finally:
+        client.close()
     record.note(f"after {time.monotonic() - start:.2f} s")
-    record.seen(info.value)
-    err = info.value
+    record.seen(err)
     if exc_type is KeyboardInterrupt:
         assert type(err) is KeyboardInterrupt, repr(err)
         if same is not None:
@@ -127,14 +136,18 @@ def _expect(exc_type, case: str, fault_case, sessions, same: BaseException | Non
 # -- main-thread calls -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("when", ["before the fork", "after the fork, inside Popen",
+                                  "after Popen returned"])
 @pytest.mark.parametrize("exc_type", [KeyboardInterrupt, _BoomError])
 def test_spawn(home, fault_case, sessions, monkeypatch, when, exc_type):
-    # "after": the proxy was started, but Popen's caller never got it back.
+    # "after the fork": the proxy exists, but Popen() never returned it to paraproxy.
     exc = exc_type("interrupt at spawn")
-    _raise_on(monkeypatch, proxycommand.subprocess, "Popen", 1, exc, after=when == "after")
-    _expect(exc_type, f"{exc_type.__name__} at spawn ({when} the fork)", fault_case, sessions,
-            exc)
+    if when == "after Popen returned":
+        _raise_on(monkeypatch, proxycommand.ProxyCommandBridge, "_spawn", 1, exc, after=True)
+    else:
+        _raise_on(monkeypatch, subprocess.Popen, "_execute_child", 1, exc,
+                  after=when.startswith("after"))
+    _expect(exc_type, f"{exc_type.__name__} at spawn ({when})", fault_case, sessions, exc)
 
 
 @pytest.mark.parametrize("nth", [1, 2, 3])
