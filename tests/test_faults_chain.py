@@ -190,6 +190,24 @@ def test_hop_never_answers_the_channel_open(home, testbed, fault_case, sessions,
         text = str(exc)
         assert text.startswith(f"hop 1/2 gatekeeper (root@{GATEKEEPER}:22)"), text
         assert dead in text, text
+        # Clear: it says the hop did not answer in time, not how paramiko noticed.
+        assert "timed out" in text.lower() or "timeout" in text.lower(), text
+        sessions()
+
+
+def test_hop_never_answers_the_channel_open_without_any_timeout(home, testbed, fault_case,
+                                                             sessions):
+    # No ConnectTimeout, no timeout=: paramiko alone would wait an hour for the open.
+    with _blackhole(testbed) as dead:
+        home.write_config(f"Host target\n    HostName {dead}\n    ProxyJump gatekeeper\n"
+                          + IDENTITIES)
+        exc, _ = _fails(fault_case, "hop never answers the channel open (no timeout set)",
+                        "paraproxy's 30 s channel-open bound + 3 s (paramiko alone: 3600 s)",
+                        33, host="target")
+        assert isinstance(exc, HopChannelError), repr(exc)
+        text = str(exc)
+        assert text.startswith(f"hop 1/2 gatekeeper (root@{GATEKEEPER}:22)"), text
+        assert dead in text and ("timed out" in text.lower() or "timeout" in text.lower()), text
         sessions()
 
 
