@@ -26,6 +26,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -158,9 +159,20 @@ def load(path: str) -> list[dict[str, Any]]:
     return list(records.values())
 
 
+_NOISE = [
+    (re.compile(r"/tmp/pytest-of-[^/\s]+/pytest-\d+/[^/\s]+/"), "$TMP/"),
+    (re.compile(r"/tmp/ppx-testbed-[^/\s]+/"), "$TESTBED/"),
+    (re.compile(re.escape(sys.executable)), "python"),
+    (re.compile(re.escape(os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + "/")),
+     ""),
+]
+
+
 def _cell(text: str, limit: int = 400) -> str:
     """One table cell: a single line, bounded, with reST-significant characters made inert."""
     text = " ".join(str(text).split())
+    for pattern, short in _NOISE:
+        text = pattern.sub(short, text)
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text.replace("\\", "\\\\").replace("`", "'").replace("*", "\\*").replace("|", "\\|")
