@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import textwrap
+import threading
 import time
 import warnings
 
@@ -26,7 +27,7 @@ from _faults import (
     run,
     timed,
 )
-from testbed.leaks import wait_until
+from testbed.leaks import child_processes, wait_until
 
 from paraproxy import proxycommand
 from paraproxy.errors import ProxyCommandError
@@ -384,3 +385,67 @@ def test_paramiko_proxycommand_failure_is_still_caught(home):
     _config(home, "false")
     with pytest.raises(paramiko.ProxyCommandFailure):
         connected("gk")
+
+
+# -- ProxyUseFdpass ----------------------------------------------------------------------------
+
+
+def test_fdpass_nc_dash_f_works_and_leaves_no_process(home, fault_case):
+    record = fault_case(TABLE, "ProxyUseFdpass yes with nc -F", "connects; the command exits "
+                        "once it passed the socket; nothing left after close()")
+    _config(home, "nc -F %h %p", "    ProxyUseFdpass yes\n")
+    client = connected("gk")
+    try:
+        assert run(client, "echo $SSH_CONNECTION").split()[2] == GATEKEEPER
+        assert wait_until(lambda: not child_processes_named("nc"), 5), "nc -F still running"
+    finally:
+        client.close()
+    record.note("nc -F exited after passing its socket")
+
+
+@pytest.mark.parametrize(("proxy", "extra", "limit"), [
+    ("nc %h %p", "", 5),
+    ("true", "", 5),
+    ("sleep 3600", "    ConnectTimeout 2\n", 3.5),
+])
+def test_fdpass_command_that_passes_no_socket(home, fault_case, proxy, extra, limit):
+    _config(home, proxy, "    ProxyUseFdpass yes\n" + extra)
+    exc, _ = _fails(fault_case, f"ProxyUseFdpass yes, but {proxy!r} passes no socket"
+                    + (" (ConnectTimeout 2)" if extra else ""),
+                    f"a clear error within {limit} s; the command stopped", limit)
+    assert "ProxyUseFdpass" in str(exc), str(exc)
+    if extra:  # cut by the deadline: the message must say so
+        assert "timed out after 2 s" in str(exc), str(exc)
+
+
+def test_fdpass_command_that_never_answers_without_a_timeout(home, fault_case):
+    # No ConnectTimeout and no timeout=: a normal ProxyCommand is still bounded by paramiko's
+    # 15 s banner timeout; a ProxyUseFdpass command that never passes a socket must be too.
+    record = fault_case(TABLE, "ProxyUseFdpass yes, 'sleep 3600', no timeout set",
+                        "bounded like a normal ProxyCommand (15 s banner timeout) + 5 s")
+    _config(home, "sleep 3600", "    ProxyUseFdpass yes\n")
+    outcome: list[object] = []
+
+    def attempt() -> None:
+        seconds, exc = timed(lambda: connected("gk").close())
+        outcome.append((seconds, exc))
+
+    worker = threading.Thread(target=attempt, name="fdpass-attempt")
+    worker.start()
+    worker.join(20)
+    hung = worker.is_alive()
+    if hung:  # unblock it: the command dies, the wait for its socket ends
+        for pid in child_processes_named("sleep"):
+            os.kill(pid, signal.SIGKILL)
+        worker.join(10)
+    record.note("still waiting after 20 s" if hung else f"failed after {outcome[0][0]:.2f} s")
+    if outcome:
+        record.seen(outcome[0][1] or "connected")
+    assert not hung, "connect() waited more than 20 s for a socket that never came"
+    assert isinstance(outcome[0][1], ProxyCommandError), repr(outcome[0][1])
+
+
+def child_processes_named(name: str) -> list[int]:
+    """Running (non-zombie) children of this process whose argv[0] is ``name``."""
+    return [c.pid for c in child_processes().values()
+            if c.state != "Z" and os.path.basename(c.cmdline.split()[0]) == name]
