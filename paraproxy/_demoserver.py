@@ -47,6 +47,8 @@ from paramiko.common import (
     OPEN_SUCCEEDED,
 )
 
+from paraproxy._hostkeys import fingerprint
+
 __all__ = ["DemoEvent", "DemoServer", "new_ed25519_key", "parse_relay_command"]
 
 log = logging.getLogger(__name__)
@@ -867,7 +869,7 @@ class _Interface(paramiko.ServerInterface):
         if any((k.get_name(), k.asbytes()) == wanted for k in self.server.authorized_keys):
             self._accepted(username, f"publickey {key.get_name()}")
             return AUTH_SUCCESSFUL
-        self.connection.record("AUTHFAIL", f"publickey {key.fingerprint} for {username}")
+        self.connection.record("AUTHFAIL", f"publickey {fingerprint(key)} for {username}")
         return AUTH_FAILED
 
     def check_auth_password(self, username: str, password: str) -> int:

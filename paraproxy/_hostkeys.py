@@ -9,6 +9,8 @@ the effective HostName, written ``[name]:port`` when the port is not 22.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
 from typing import Any
@@ -51,8 +53,9 @@ def lookup_name(hop: Hop) -> str:
 
 
 def fingerprint(key: paramiko.PKey) -> str:
-    """``ssh-ed25519 SHA256:...`` as OpenSSH prints it."""
-    return f"{key.get_name()} {key.fingerprint}"
+    """``ssh-ed25519 SHA256:...`` as OpenSSH prints it (``PKey.fingerprint`` needs 3.2+)."""
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"{key.get_name()} SHA256:{digest}"
 
 
 class RecordingPolicy(paramiko.MissingHostKeyPolicy):

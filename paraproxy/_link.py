@@ -36,6 +36,7 @@ class ChannelLink:
         self.channel = channel
         self._chunk = b""
         self._offset = 0
+        self._done = False
 
     def recv(self, nbytes: int) -> bytes:
         """Up to ``nbytes``: from the current chunk, or a new chunk from the channel."""
@@ -71,7 +72,7 @@ class ChannelLink:
     @property
     def _closed(self) -> bool:
         """paramiko's ``Transport.stop_thread`` polls this, as on a real socket."""
-        return bool(self.channel.closed)
+        return self._done or bool(self.channel.closed)
 
     def shutdown(self, how: int) -> None:
         """Half-close like a socket: SHUT_WR sends EOF, SHUT_RD stops reading."""
@@ -81,7 +82,21 @@ class ChannelLink:
             self.channel.shutdown_read()
 
     def close(self) -> None:
+        """The transport above is done: send EOF, but keep the channel for its owner.
+
+        A relay's exit status (``nc: connection refused``, status 1) arrives on
+        the channel after its EOF; closing at once would lose it. The owner
+        (the chain, or the hop above) calls :meth:`release` when it is done.
+        """
+        self._done = True
+        try:
+            self.channel.shutdown_write()
+        except (EOFError, OSError, paramiko.SSHException):
+            logger.debug("EOF on a channel whose hop is gone", exc_info=True)
+
+    def release(self) -> None:
         """Close the channel; never raises (the hop below may be gone already)."""
+        self._done = True
         try:
             self.channel.close()
         except (EOFError, OSError, paramiko.SSHException):

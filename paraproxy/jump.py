@@ -256,10 +256,14 @@ class Chain:
         self, link: socket.socket | paramiko.Channel, owner: contextlib.ExitStack
     ) -> Link:
         """Give ``owner`` the socket or channel to close; it is the link in use now."""
-        own: Link = ChannelLink(link) if isinstance(link, paramiko.Channel) else link
-        owner.callback(_quietly, own.close)
-        self._pending = own
-        return own
+        if isinstance(link, paramiko.Channel):
+            chan = ChannelLink(link)
+            owner.callback(_quietly, chan.release)
+            self._pending = chan
+            return chan
+        owner.callback(_quietly, link.close)
+        self._pending = link
+        return link
 
     def _tcp(self, hop: Hop, via: Tcp) -> socket.socket:
         """Connect TCP with the hop's deadline, and disable Nagle's algorithm."""
@@ -481,7 +485,7 @@ class Chain:
             if isinstance(link, socket.socket):
                 link.shutdown(socket.SHUT_RDWR)
             elif link is not None:
-                link.close()
+                link.release()
         except (OSError, EOFError, paramiko.SSHException):
             pass
 

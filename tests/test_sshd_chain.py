@@ -237,7 +237,12 @@ def test_sixteen_concurrent_connections_through_the_chain(home, route):
         try:
             client = _connected("mayu.kamakura")
             try:
-                results.append(_run(client, "echo $SSH_CONNECTION").split()[2])
+                _, out, err = client.exec_command("echo $SSH_CONNECTION")
+                text = out.read().decode()
+                status = out.channel.recv_exit_status()
+                words = text.split()
+                assert len(words) == 4, (text, status, err.read().decode())
+                results.append(words[2])
             finally:
                 client.close()
         except BaseException as exc:
