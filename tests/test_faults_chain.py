@@ -310,6 +310,28 @@ def test_hop_drops_mid_session(home, testbed, fault_case, hop):
         client.close()
 
 
+def test_shared_hop_drops_under_two_clients(home, testbed, fault_case, sessions):
+    record = fault_case(TABLE, "shared hop drops under two connected clients",
+                        "both see EOF within 1 s; the dead hop is never handed out again")
+    home.write_config("Host mayu.kamakura\n    ProxyJump gatekeeper,yuka\n" + IDENTITIES)
+    clients = [connected("mayu.kamakura") for _ in range(2)]
+    try:
+        transports = [c.get_transport() for c in clients]
+        testbed.gatekeeper.sshd.kill_sessions()
+        wall, _ = cpu_during(1.0, lambda: not any(t.is_active() for t in transports))
+        record.note(f"both inactive after {wall:.3f} s")
+        assert not any(t.is_active() for t in transports)
+    finally:
+        for client in clients:
+            client.close()
+    client = connected("mayu.kamakura")
+    try:
+        assert run(client, "echo $SSH_CONNECTION").split()[2] == "198.18.3.2"
+    finally:
+        client.close()
+    sessions()
+
+
 # -- host keys -------------------------------------------------------------------------------
 
 
