@@ -85,6 +85,17 @@ def _raise_on(monkeypatch, owner, name: str, nth: int, exc: BaseException,
     return calls
 
 
+@pytest.fixture
+def ctrl_c():
+    """SIGINT raises KeyboardInterrupt here, as in a terminal (a shell's background job starts
+    with SIGINT ignored, and Python then installs no handler)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _sigint_during(monkeypatch, owner, name: str, nth: int) -> list[int]:
     """When the transport thread enters ``owner.name`` for the ``nth`` time, Ctrl-C the main
     thread, and give it time to act before the phase goes on."""
@@ -192,14 +203,15 @@ def test_channel_open_after_it_succeeded(home, fault_case, sessions, monkeypatch
 @pytest.mark.parametrize("nth", [1, 2, 3])
 @pytest.mark.parametrize(("phase", "method"), [("banner", "_check_banner"),
                                                ("kex", "_negotiate_keys")])
-def test_sigint_during(home, fault_case, sessions, monkeypatch, nth, phase, method):
+def test_sigint_during(home, fault_case, sessions, monkeypatch, ctrl_c, nth, phase,
+                       method):
     calls = _sigint_during(monkeypatch, paramiko.Transport, method, nth)
     _expect(KeyboardInterrupt, f"SIGINT (Ctrl-C) during {phase} of {HOSTS[nth]}", fault_case,
             sessions)
     assert calls[0] >= nth
 
 
-def test_sigint_during_auth_of_the_target(home, fault_case, sessions, monkeypatch):
+def test_sigint_during_auth_of_the_target(home, fault_case, sessions, monkeypatch, ctrl_c):
     _sigint_during(monkeypatch, auth_handler.AuthHandler, "_parse_service_accept", 3)
     _expect(KeyboardInterrupt, f"SIGINT (Ctrl-C) during authentication of {HOSTS[3]}",
             fault_case, sessions)
