@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 import time
+import traceback
 
 import pytest
 from _faults import IDENTITIES, chain_home, connected, run, sample
@@ -120,12 +122,20 @@ def test_one_gib_download_through_the_chain(home, fault_case):
         digest = hashlib.sha256()
         got = 0
         start = time.monotonic()
-        while True:
-            data = chan.recv(1 << 20)
-            if not data:
-                break
-            digest.update(data)
-            got += len(data)
+        with _StallWatch(lambda: got) as watch:
+            try:
+                while True:
+                    data = chan.recv(1 << 20)
+                    if not data:
+                        break
+                    digest.update(data)
+                    got += len(data)
+            except Exception as exc:
+                record.seen(exc)
+                record.note(f"stalled at {got} bytes; thread stacks 5 s into the stall:\n"
+                            + watch.stacks)
+                raise AssertionError(f"transfer died at {got} bytes: {exc!r}\n"
+                                     f"thread stacks 5 s into the stall:\n{watch.stacks}") from exc
         seconds = time.monotonic() - start
         status = chan.recv_exit_status()
         err = b""
@@ -142,3 +152,37 @@ def test_one_gib_download_through_the_chain(home, fault_case):
     assert got == size
     assert status == 0
     assert remote == digest.hexdigest(), (remote, digest.hexdigest())
+
+
+class _StallWatch:
+    """Diagnostics only: if ``progress()`` stops moving for 5 s, keep every thread's stack."""
+
+    def __init__(self, progress) -> None:  # type: ignore[no-untyped-def]
+        self.progress = progress
+        self.stacks = "(no stall seen)"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stall-watch", daemon=True)
+
+    def __enter__(self) -> _StallWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        last, since = self.progress(), time.monotonic()
+        while not self._stop.wait(0.5):
+            now = self.progress()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since > 5 and self.stacks == "(no stall seen)":
+                frames = sys._current_frames()
+                parts = []
+                for thread in threading.enumerate():
+                    frame = frames.get(thread.ident or 0)
+                    if frame is not None and thread is not threading.current_thread():
+                        stack = "".join(traceback.format_stack(frame)[-6:])
+                        parts.append(f"--- {thread.name}\n{stack}")
+                self.stacks = "\n".join(parts)
