@@ -53,7 +53,7 @@ class JumpHost:
         host = self.host
         # Brackets whenever the host would otherwise be cut at ':' or '/', so that
         # the string always parses back to the same JumpHost (IPv6 literals mostly).
-        if ":" in host or "/" in host:
+        if ":" in host or "/" in host or host.startswith("["):
             host = f"[{host}]"
         text = host if self.user is None else f"{self.user}@{host}"
         return text if self.port is None else f"{text}:{self.port}"
