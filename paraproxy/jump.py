@@ -160,6 +160,8 @@ class Chain:
         with POOL.building(key):
             shared = POOL.acquire(key) if key is not None else None
             if shared is not None:
+                # Not ours to cut when a deadline expires: other chains run over it.
+                self._pending = None
                 self._take(shared)
                 assert self._client is not None and shared.client is not None
                 verify_reused(self._client, hop, shared.client)
@@ -246,7 +248,18 @@ class Chain:
             self.bridge = bridge
             self._pending = bridge.start()
             if via.fdpass:
-                return self._own(bridge.receive_socket(self._timeout(hop)), owner)
+                try:
+                    return self._own(bridge.receive_socket(self._timeout(hop)), owner)
+                except ProxyCommandError:
+                    if self.expired is not None:
+                        bridge.close()
+                        raise ProxyCommandError(
+                            bridge.command,
+                            f"timed out after {self.expired:g} s (ConnectTimeout) waiting "
+                            "for its socket (ProxyUseFdpass)",
+                            bridge.exit_status, bridge.stderr_tail, phase="banner",
+                        ) from None
+                    raise
             return self._pending
         assert isinstance(via, Tcp)
         logger.info("%s: CONNECT %s:%d", hop.label, via.host, via.port)
@@ -362,11 +375,9 @@ class Chain:
                 f"refused channel to {via.host}:{via.port}: {_channel_reason(exc, transport)}",
                 exc.code,
             ) from exc
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise HopChannelError(
-                segment.label, f"no channel to {via.host}:{via.port}: {reason}"
-            ) from exc
+        except Exception as exc:
+            raise self._channel_failure(segment, f"no channel to {via.host}:{via.port}",
+                                        exc) from exc
         return self._own(chan, owner)
 
     def _exec(
@@ -396,13 +407,23 @@ class Chain:
                 f"refused session for {via.command!r}: {_channel_reason(exc, transport)}",
                 exc.code,
             ) from exc
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise HopChannelError(
-                segment.label, f"could not run {via.command!r}: {exc or type(exc).__name__}"
-            ) from exc
+        except Exception as exc:
+            raise self._channel_failure(segment, f"could not run {via.command!r}", exc) from exc
         return link
 
     # -- errors --------------------------------------------------------------
+
+    def _channel_failure(self, segment: Segment, what: str, exc: Exception) -> HopChannelError:
+        """A channel open on ``segment``'s hop that failed other than by refusal."""
+        if self.expired is not None:
+            why = f"no answer within {self.expired:g} s (ConnectTimeout)"
+        elif isinstance(exc, EOFError) or not str(exc):
+            why = "the connection to the hop closed"
+        elif isinstance(exc, (paramiko.SSHException, OSError)):
+            why = str(exc)
+        else:
+            why = repr(exc)
+        return HopChannelError(segment.label, f"{what}: {why}")
 
     def _hop_failure(
         self, hop: Hop, exc: BaseException, client: paramiko.SSHClient
@@ -428,8 +449,12 @@ class Chain:
         """Explain a handshake with ``client`` that failed on the link into ``hop``."""
         if self.expired is not None or _timed_out(exc):
             return self._timeout_failure(hop, client)
-        if hop.index == 1 and self.bridge is not None and not self.bridge.passed_socket:
-            return self.proxy_failure(exc, _phase(client))
+        bridge = self.bridge
+        if hop.index == 1 and bridge is not None and not bridge.passed_socket:
+            phase = _phase(client)
+            if phase != "auth" or bridge.wait_exit(0.2) is not None:
+                return self.proxy_failure(exc, phase)
+            # The proxy is alive and the handshake went through: not its fault.
         reason = not_ssh_text(exc) or _closed_text(exc) or (
             f"connection failed: {str(exc) or type(exc).__name__}"
         )
@@ -458,7 +483,9 @@ class Chain:
         bridge.close()
         return bridge.failure(phase, exc)
 
-    def _timeout_failure(self, hop: Hop, client: paramiko.SSHClient) -> ParaproxyError:
+    def _timeout_failure(
+        self, hop: Hop, client: paramiko.SSHClient | None
+    ) -> ParaproxyError:
         """The connect deadline expired while ``hop`` was being connected."""
         phase = _phase(client)
         seconds = self.expired if self.expired is not None else self._timeout(hop)

@@ -51,6 +51,9 @@ _TAIL_LINE_BYTES = 512
 _GRACE = 1.0
 #: Seconds to wait for the supervising thread after the child is gone.
 _JOIN_DEADLINE = 5.0
+#: How long ProxyUseFdpass waits for the socket when no timeout is set (paramiko's
+#: own banner timeout, which bounds a plain ProxyCommand the same way).
+_FDPASS_TIMEOUT = 15.0
 #: Poll interval where no pidfd exists (macOS); only used while the child runs.
 _POLL = 0.05
 
@@ -123,9 +126,17 @@ class ProxyCommandBridge:
         """
         pair = self.sock
         assert pair is not None
-        pair.settimeout(timeout)
+        # Never wait forever: without a timeout, paramiko's own banner wait (15 s).
+        seconds = _FDPASS_TIMEOUT if timeout is None else timeout
+        pair.settimeout(seconds)
         try:
             _, fds, _, _ = socket.recv_fds(pair, 1, 4)
+        except socket.timeout as exc:
+            raise ProxyCommandError(
+                self.command,
+                f"timed out after {seconds:g} s waiting for its socket (ProxyUseFdpass)",
+                phase="banner",
+            ) from exc
         except OSError as exc:
             raise ProxyCommandError(
                 self.command, f"passed no socket (ProxyUseFdpass): {exc}", phase="spawn"
