@@ -9,7 +9,14 @@ Two things paramiko's :class:`~paramiko.Transport` drops that a chain needs:
 * its handshake timer: a key exchange that dies before the first packet is
   handled never cancels paramiko's 15 s timer thread, which then outlives the
   connection. :class:`HopTransport` cancels it when its thread ends, however
-  it ends, and :func:`finish` does the same for a transport of another class.
+  it ends, and :func:`finish` does the same for a transport of another class;
+* its own progress during a rekey: when the peer closes a channel while a key
+  re-exchange we started is under way, paramiko's transport thread answers the
+  close by waiting for the re-exchange to finish, which only that same thread
+  can finish: the connection stalls 30 s and dies ("Key-exchange timed out").
+  It happens whenever a transfer ends as the rekey threshold is crossed, as a
+  1 GiB download does at paramiko's 512 MiB limit. :class:`HopTransport`
+  defers such messages of its own thread to the end of the re-exchange.
 """
 
 from __future__ import annotations
@@ -51,6 +58,23 @@ class HopTransport(paramiko.Transport):
         self._refusals_lock = threading.Lock()
         #: The peer's own words for the last refused channel open.
         self.last_refusal: str | None = None
+        self._deferred: list[paramiko.Message] = []
+
+    def _send_user_message(self, data: paramiko.Message) -> None:
+        """Send, or, from this transport's own thread during a rekey, send after it."""
+        if threading.current_thread() is self and not self.clear_to_send.is_set():
+            # Waiting here would wait for ourselves (see the module docstring); the
+            # protocol allows no such message before NEWKEYS anyway.
+            self._deferred.append(data)
+            return
+        super()._send_user_message(data)  # type: ignore[misc]
+
+    def _parse_newkeys(self, m: paramiko.Message) -> None:
+        """Finish the re-exchange, then send what this thread held back during it."""
+        super()._parse_newkeys(m)  # type: ignore[misc]
+        held, self._deferred = self._deferred, []
+        for data in held:
+            super()._send_user_message(data)  # type: ignore[misc]
 
     def _parse_channel_open_failure(self, m: paramiko.Message) -> None:
         """Keep the peer's description of the failure, then let paramiko handle it."""

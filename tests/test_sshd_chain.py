@@ -434,3 +434,27 @@ def test_import_order_does_not_matter(home):
                               timeout=120, check=False)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "198.18.3.2"
+
+
+def test_a_transfer_ending_during_a_rekey_does_not_stall(home, monkeypatch):
+    # paramiko's transport thread used to wait for its own re-exchange when the server
+    # closed a channel during it: a 30 s stall, then "Key-exchange timed out". A 1 GiB
+    # download meets it at paramiko's 512 MiB rekey limit; 4 MiB brings it into every run.
+    monkeypatch.setattr(paramiko.packet.Packetizer, "REKEY_BYTES", 2**22)
+    monkeypatch.setattr(paramiko.packet.Packetizer, "REKEY_BYTES_OVERFLOW_MAX", 2**22)
+    home.write_config("Host mayu.kamakura\n    ProxyJump gatekeeper,yuka\n" + IDENTITIES)
+    for _ in range(3):
+        client = _connected("mayu.kamakura")
+        try:
+            _, out, _ = client.exec_command("head -c 100000000 /dev/zero")
+            out.channel.settimeout(20)
+            total = 0
+            while True:
+                data = out.read(1 << 20)
+                if not data:
+                    break
+                total += len(data)
+            assert total == 100_000_000
+            assert out.channel.recv_exit_status() == 0
+        finally:
+            client.close()
