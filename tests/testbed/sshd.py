@@ -52,6 +52,10 @@ SSHD_DEFAULTS: dict[str, str] = {
     "MaxStartups": "1000",
     "MaxSessions": "256",
     "Subsystem": "sftp internal-sftp",
+    # Debian's bash reads ~/.bashrc for every command sshd runs, unless SHLVL says it is
+    # nested. The test bed's sshds log in as root: root's real ~/.bashrc must not run (one
+    # with `pyenv init`, waiting 60 s on a stale rehash lock, stalled every session).
+    "SetEnv": "SHLVL=1",
 }
 
 # Runs before sshd (replacing itself with `ip netns exec ... sshd`): the sshd becomes a child
