@@ -16,7 +16,13 @@ Two things paramiko's :class:`~paramiko.Transport` drops that a chain needs:
   can finish: the connection stalls 30 s and dies ("Key-exchange timed out").
   It happens whenever a transfer ends as the rekey threshold is crossed, as a
   1 GiB download does at paramiko's 512 MiB limit. :class:`HopTransport`
-  defers such messages of its own thread to the end of the re-exchange.
+  defers such messages of its own thread to the end of the re-exchange;
+* the order of a channel's last messages: paramiko checks that a channel is
+  open, then sends its data outside the channel's lock, so the data can follow
+  the channel's CLOSE. sshd answers with "data packet referred to nonexistent
+  channel" and disconnects, which on a hop shared by many connections (hop
+  reuse) drops all of them. :class:`HopTransport` never sends a channel's
+  data, EOF or window adjustment once the channel is closed.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ import paramiko
 __all__ = ["HopTransport", "finish"]
 
 logger = logging.getLogger(__name__)
+
+#: CHANNEL_WINDOW_ADJUST, CHANNEL_DATA, CHANNEL_EXTENDED_DATA, CHANNEL_EOF (RFC 4254):
+#: the messages that must never follow a channel's CLOSE.
+_CHANNEL_TRAFFIC = frozenset({93, 94, 95, 96})
 
 
 def _aead_first(ciphers: tuple[str, ...]) -> tuple[str, ...]:
@@ -59,6 +69,7 @@ class HopTransport(paramiko.Transport):
         #: The peer's own words for the last refused channel open.
         self.last_refusal: str | None = None
         self._deferred: list[paramiko.Message] = []
+        self._by_remote: dict[int, paramiko.Channel] = {}
 
     def _send_user_message(self, data: paramiko.Message) -> None:
         """Send, or, from this transport's own thread during a rekey, send after it."""
@@ -68,6 +79,32 @@ class HopTransport(paramiko.Transport):
             self._deferred.append(data)
             return
         super()._send_user_message(data)  # type: ignore[misc]
+
+    def _send_message(self, data: paramiko.Message) -> None:
+        """Send, unless it is a closed channel's data, EOF or window adjustment."""
+        # Called with clear_to_send_lock held (or during kex), as every CLOSE is:
+        # so "closed" can not turn true between this check and the send.
+        view = data.packet.getbuffer()
+        try:
+            stale = view[0] in _CHANNEL_TRAFFIC and self._channel_closed(
+                int.from_bytes(view[1:5], "big")
+            )
+        finally:
+            view.release()
+        if stale:
+            logger.debug("dropping a message for a closed channel")
+            return
+        super()._send_message(data)  # type: ignore[misc]
+
+    def _channel_closed(self, remote_id: int) -> bool:
+        """Whether our channel with the peer's id ``remote_id`` is gone or closed."""
+        chan = self._by_remote.get(remote_id)
+        if chan is None or chan.closed:
+            # Rebuild: ids are reused after a channel is freed.
+            channels: Any = getattr(self, "_channels")  # noqa: B009 - paramiko private
+            self._by_remote = {c.remote_chanid: c for c in channels.values()}
+            chan = self._by_remote.get(remote_id)
+        return chan is None or bool(chan.closed)
 
     def _parse_newkeys(self, m: paramiko.Message) -> None:
         """Finish the re-exchange, then send what this thread held back during it."""

@@ -179,3 +179,27 @@ def test_verbose_log_says_when_a_hop_is_reused(home, caplog):
         pass
     assert re.search(r"hop 1/2 gatekeeper .*: reusing the open connection \(2 users\)",
                      caplog.text)
+
+
+def test_data_racing_a_channel_close_never_reaches_the_shared_hop(home, testbed):
+    # paramiko checks that a channel is open, then sends its data outside the channel's
+    # lock; a close in between puts the data after the CLOSE. sshd then disconnects
+    # ("packet referred to nonexistent channel"), which on a shared hop cuts every user.
+    # Replay that interleaving on the hop: a channel's data message built while it was
+    # open, sent after its close handshake.
+    mark = testbed.gatekeeper.sshd.log_mark()
+    with _client("yuka") as user:
+        hop = chain_of(user).segment.client.get_transport()
+        channel = hop.open_channel("direct-tcpip", ("yuka", 22), ("", 0))
+        assert channel.recv(64).startswith(b"SSH-2.0-")
+        stale = paramiko.Message()
+        stale.add_byte(paramiko.common.cMSG_CHANNEL_DATA)
+        stale.add_int(channel.remote_chanid)
+        stale.add_string(b"late")
+        channel.close()
+        channels = hop._channels  # paramiko frees the id once both sides have closed
+        assert wait_until(lambda: channels.get(channel.chanid) is None, 10)
+        hop._send_user_message(stale)
+        assert _echo(user) == "198.18.2.2"  # the shared hop is still up
+        assert hop.is_active()
+    assert "nonexistent channel" not in testbed.gatekeeper.sshd.log_text(since=mark)
