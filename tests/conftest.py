@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,9 +47,31 @@ LOCK_WAIT = float(os.environ.get("PARAPROXY_TESTBED_LOCK_WAIT", "900"))
 #: How long a test's leftovers get to go away before the test fails.
 LEAK_GRACE = float(os.environ.get("PARAPROXY_LEAK_GRACE", "5"))
 
+#: Minutes one pytest run may take; past it the run stops with a failure. A healthy run of
+#: the whole suite takes about 5 on 2 cores, and CI allows 90 for everything: a machine
+#: where something stalls gets a failed, named test instead of a cancelled CI job.
+SUITE_BUDGET = float(os.environ.get("PARAPROXY_SUITE_BUDGET", "30"))
+
+_start_key = pytest.StashKey[float]()
 _lock_key = pytest.StashKey[AddressLock]()
 _bed_key = pytest.StashKey[SshTestbed]()
 GUARD.install()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start the clock of :data:`SUITE_BUDGET`."""
+    session.config.stash[_start_key] = time.monotonic()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the run after this test once it has used up :data:`SUITE_BUDGET`."""
+    minutes = (time.monotonic() - item.config.stash[_start_key]) / 60
+    if minutes > SUITE_BUDGET and not item.session.shouldfail:
+        item.session.shouldfail = (
+            f"the run took {minutes:.1f} minutes, over its budget of {SUITE_BUDGET:g}"
+            f" (PARAPROXY_SUITE_BUDGET); stopped after {item.nodeid}"
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -32,6 +32,7 @@ from .netns import (
 from .sshd import (
     OptionValue,
     SshdHandle,
+    find_program,
     fingerprint,
     generate_keys,
     inetd_command,
@@ -55,6 +56,8 @@ HOSTS = ("gatekeeper", "yuka", "mayu")
 FQDN = {"gatekeeper": "gatekeeper", "yuka": "yuka", "mayu": "mayu.kamakura"}
 #: Client keys: one per host (authorized there only) and "all" (authorized everywhere).
 CLIENT_KEYS = ("gatekeeper", "yuka", "mayu", "all")
+#: Most seconds one ``ssh gatekeeper 'echo ready'`` may take when the test bed is built.
+SESSION_CHECK_SECONDS = 10.0
 
 
 @dataclass
@@ -417,8 +420,44 @@ class SshTestbed:
         )
         for handle in self.sshds:
             handle.wait_ready()
+        self._check_sessions()
         self.setup_seconds = time.monotonic() - start
         log(f"test bed ready after {self.setup_seconds:.3f} s")
+
+    def _check_sessions(self) -> None:
+        """Run one command on gatekeeper with OpenSSH's client; fail the build if it is slow.
+
+        Every test runs commands through these sshds: a machine where a session takes
+        seconds (a login shell stuck in a startup file, say) would otherwise turn each test
+        into a timeout and the suite into hours. One clear error here instead.
+        """
+        known = self.workdir / "known_hosts_check"
+        known.write_text(self.known_hosts_line("gatekeeper", self.gatekeeper.address) + "\n")
+        argv = [
+            find_program("ssh"), "-F", "none", "-i", str(self.key("gatekeeper")),
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+            "-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=none",
+            f"root@{self.gatekeeper.address}", "echo ready",
+        ]
+        start = time.monotonic()
+        try:
+            done = subprocess.run(argv, check=False, capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL, timeout=SESSION_CHECK_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise TestbedError(
+                f"a command run through the test bed's sshd took over {SESSION_CHECK_SECONDS} s;"
+                f" see {self.gatekeeper.log_path}"
+            ) from None
+        if done.stdout.strip() != "ready":
+            raise TestbedError(
+                f"ssh root@{self.gatekeeper.address} 'echo ready' failed (status"
+                f" {done.returncode}): {done.stderr.strip()[-500:]}"
+            )
+        seconds = time.monotonic() - start
+        if seconds > SESSION_CHECK_SECONDS / 2:
+            raise TestbedError(
+                f"a command run through the test bed's sshd took {seconds:.1f} s"
+            )
 
     def _write_etc(self, addrs: Mapping[str, tuple[str, ...]]) -> None:
         """hosts, resolv.conf and nsswitch.conf for every namespace (bind-mounted over /etc)."""
