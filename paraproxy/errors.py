@@ -28,7 +28,21 @@ __all__ = [
     "ParaproxyError",
     "ParaproxyWarning",
     "ProxyCommandError",
+    "during",
 ]
+
+#: How error messages name the phase of a connection a failure happened in.
+_PHASES = {
+    "banner": "before the SSH banner",
+    "kex": "during key exchange",
+    "auth": "during authentication",
+    "session": "during the session",
+}
+
+
+def during(phase: str) -> str:
+    """The words for a connection phase (``kex`` -> ``during key exchange``) in a message."""
+    return _PHASES.get(phase, phase)
 
 
 class ParaproxyError(paramiko.SSHException):

@@ -53,8 +53,9 @@ from paraproxy.errors import (
     HopHostKeyError,
     ParaproxyError,
     ProxyCommandError,
+    during,
 )
-from paraproxy.proxycommand import _PHASE_WORDS, ProxyCommandBridge, not_ssh_text
+from paraproxy.proxycommand import ProxyCommandBridge, not_ssh_text
 
 __all__ = ["Chain", "HopOptions", "hop_event", "host_key_name", "session_summary"]
 
@@ -489,7 +490,7 @@ class Chain:
         """The connect deadline expired while ``hop`` was being connected."""
         phase = _phase(client)
         seconds = self.expired if self.expired is not None else self._timeout(hop)
-        words = f"timed out after {seconds:g} s (ConnectTimeout) {_PHASE_WORDS[phase]}"
+        words = f"timed out after {seconds:g} s (ConnectTimeout) {during(phase)}"
         if hop.index == 1 and self.bridge is not None:
             bridge = self.bridge
             bridge.close()

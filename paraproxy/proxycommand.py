@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from paraproxy.errors import ParaproxyWarning, ProxyCommandError
+from paraproxy.errors import ParaproxyWarning, ProxyCommandError, during
 
 __all__ = ["ProxyCommandBridge", "shell_argv"]
 
@@ -423,21 +423,13 @@ class ProxyCommandBridge:
             if self.exit_status is not None:
                 reason += f"; then the proxy {self.describe_exit()}"
         elif self.exit_status is not None and not self.killed:
-            reason = f"proxy {self.describe_exit()} {_PHASE_WORDS.get(phase, phase)}"
+            reason = f"proxy {self.describe_exit()} {during(phase)}"
         else:
             what = _cause_text(cause)
-            reason = f"connection failed {_PHASE_WORDS.get(phase, phase)}: {what}"
+            reason = f"connection failed {during(phase)}: {what}"
         return ProxyCommandError(
             self.command, reason, self.exit_status, self.stderr_tail, phase=phase
         )
-
-
-_PHASE_WORDS = {
-    "banner": "before the SSH banner",
-    "kex": "during key exchange",
-    "auth": "during authentication",
-    "session": "during the session",
-}
 
 
 #: paramiko's words for a peer that does not speak SSH.
