@@ -1,4 +1,9 @@
-"""Helpers shared by the hardening tests (faults, bad input, load, interrupts)."""
+"""Helpers shared by the hardening tests (faults, bad input, load, interrupts).
+
+``GATEKEEPER``, ``IDENTITIES``, ``connected`` and ``run`` come from :mod:`testbed.clients`
+(shared with the other end-to-end tests); ``chain_home`` is its ``client_home`` as these
+tests use it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import paramiko
+from testbed.bed import SshTestbed
+from testbed.clients import GATEKEEPER, IDENTITIES, client_home, connected, run
+from testbed.home import SshHome
 from testbed.leaks import child_processes, open_fds, wait_until
 
 import paraproxy  # noqa: F401 - installs the hook: the tests drive SSHClient.connect
@@ -19,6 +26,7 @@ __all__ = [
     "GATEKEEPER",
     "IDENTITIES",
     "RELAY",
+    "chain_home",
     "connected",
     "cpu_during",
     "gone",
@@ -28,60 +36,22 @@ __all__ = [
     "timed",
 ]
 
-GATEKEEPER = "198.18.1.2"
 TESTS = Path(__file__).resolve().parent
 RELAY = TESTS / "_faults_relay.py"
 
-#: How each test-bed host is reached from here, and with which key (one per host).
-IDENTITIES = f"""\
-Host gatekeeper
-    HostName {GATEKEEPER}
-    IdentityFile ~/.ssh/id_gatekeeper
-Host yuka
-    IdentityFile ~/.ssh/id_yuka
-Host mayu.kamakura
-    IdentityFile ~/.ssh/id_mayu
-Host *
-    User root
-"""
 
+def chain_home(ssh_home: SshHome, testbed: SshTestbed) -> SshHome:
+    """HOME with one key per host, id_ed25519 (authorized everywhere), known_hosts for all.
 
-def chain_home(ssh_home, testbed):  # type: ignore[no-untyped-def]
-    """HOME with one key per host, id_ed25519 (authorized everywhere), known_hosts for all."""
-    for name in ("gatekeeper", "yuka", "mayu"):
-        ssh_home.copy_key(testbed.key(name), f"id_{name}")
-    ssh_home.copy_key(testbed.key("all"), "id_ed25519")
-    ssh_home.write_known_hosts([
-        testbed.known_hosts_line("gatekeeper", GATEKEEPER),
-        testbed.known_hosts_line("gatekeeper", "gatekeeper"),
-        testbed.known_hosts_line("yuka", "yuka"),
-        testbed.known_hosts_line("mayu", "mayu.kamakura"),
-    ])
-    return ssh_home
+    :func:`testbed.clients.client_home` with gatekeeper known by address and by name.
+    """
+    return client_home(ssh_home, testbed, id_all=True, gatekeeper_as=(GATEKEEPER, "gatekeeper"))
 
 
 def relay_command(mode: str, *flags: str, host: str = "%h", port: str = "%p") -> str:
     """A ProxyCommand running the fault relay (see tests/_faults_relay.py)."""
     words = [sys.executable, str(RELAY), mode, host, port, *flags]
     return " ".join(shlex.quote(w) if not w.startswith("%") else w for w in words)
-
-
-def connected(host: str, **kwargs) -> paramiko.SSHClient:  # type: ignore[no-untyped-def]
-    """load_system_host_keys(), connect(host); closed on failure."""
-    client = paramiko.SSHClient()
-    client.load_system_host_keys()
-    try:
-        client.connect(host, **kwargs)
-    except BaseException:
-        client.close()
-        raise
-    return client
-
-
-def run(client: paramiko.SSHClient, command: str) -> str:
-    """stdout of ``command``."""
-    _, stdout, _ = client.exec_command(command)
-    return stdout.read().decode().strip()
 
 
 def timed(func: Callable[[], object]) -> tuple[float, BaseException | None]:

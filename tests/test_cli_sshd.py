@@ -6,35 +6,18 @@ import subprocess
 import sys
 
 import pytest
+from testbed.clients import GATEKEEPER, client_home, identities
 
-GATEKEEPER = "198.18.1.2"
-CONFIG = f"""\
-Host gatekeeper
-    HostName {GATEKEEPER}
-    IdentityFile ~/.ssh/id_gatekeeper
-Host yuka
-    IdentityFile ~/.ssh/id_yuka
-    ProxyCommand ssh -q -A -x gatekeeper 'nc %h 22'
-Host mayu.kamakura
-    IdentityFile ~/.ssh/id_mayu
-    ProxyJump gatekeeper,yuka
-Host *
-    User root
-"""
+CONFIG = identities(
+    yuka="ProxyCommand ssh -q -A -x gatekeeper 'nc %h 22'",
+    mayu="ProxyJump gatekeeper,yuka",
+)
 
 
 @pytest.fixture
 def home(ssh_home, testbed):
     """HOME with per-host keys and known hosts."""
-    for name in ("gatekeeper", "yuka", "mayu"):
-        ssh_home.copy_key(testbed.key(name), f"id_{name}")
-    ssh_home.write_known_hosts([
-        testbed.known_hosts_line("gatekeeper", GATEKEEPER),
-        testbed.known_hosts_line("yuka", "yuka"),
-        testbed.known_hosts_line("mayu", "mayu.kamakura"),
-    ])
-    ssh_home.write_config(CONFIG)
-    return ssh_home
+    return client_home(ssh_home, testbed, config=CONFIG)
 
 
 def _cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -34,31 +34,17 @@ import paramiko
 import pytest
 import scp
 import sshtunnel
+from testbed.clients import (
+    GATEKEEPER,
+    HOSTS,
+    IDENTITIES,
+    ORIGINAL,
+    client_home,
+    connected,
+    logins,
+)
 
 from paraproxy.hook import chain_of
-
-GATEKEEPER = "198.18.1.2"
-
-#: The original paraproxy README's config (as in test_sshd_chain.py).
-ORIGINAL = """\
-Host yuka
-\tProxyCommand ssh -q -A -x gatekeeper 'nc -w1 %h 22'
-
-Host *.kamakura
-\tProxyCommand ssh -q -A -x yuka 'nc -w 1 %h 22'
-"""
-
-IDENTITIES = f"""\
-Host gatekeeper
-    HostName {GATEKEEPER}
-    IdentityFile ~/.ssh/id_gatekeeper
-Host yuka
-    IdentityFile ~/.ssh/id_yuka
-Host mayu.kamakura
-    IdentityFile ~/.ssh/id_mayu
-Host *
-    User root
-"""
 
 #: ProxyJump written the way Fabric 3 follows it: one hop per host, each hop's own
 #: ProxyJump. Fabric 3.2.3 builds a comma list ``ProxyJump gatekeeper,yuka`` backwards
@@ -66,43 +52,15 @@ Host *
 #: first, from here); with Fabric's loading off, paraproxy follows such lists as ssh does.
 NESTED_JUMPS = "Host yuka\n    ProxyJump gatekeeper\nHost mayu.kamakura\n    ProxyJump yuka\n"
 
-HOSTS = ("gatekeeper", "yuka", "mayu")
-
 
 @pytest.fixture
 def home(ssh_home, testbed):
     """HOME with one key per host and known_hosts naming each host as OpenSSH would."""
-    for name in HOSTS:
-        ssh_home.copy_key(testbed.key(name), f"id_{name}")
-    ssh_home.write_known_hosts([
-        testbed.known_hosts_line("gatekeeper", GATEKEEPER),
-        testbed.known_hosts_line("yuka", "yuka"),
-        testbed.known_hosts_line("mayu", "mayu.kamakura"),
-    ])
-    return ssh_home
-
-
-def _logins(testbed, host: str) -> int:
-    """How many times ``host``'s sshd accepted its own client key (id_<host>)."""
-    fp = testbed.key_fingerprint(host)
-    text = testbed.host(host).log_path.read_text()
-    return sum(1 for line in text.splitlines() if "Accepted publickey" in line and fp in line)
+    return client_home(ssh_home, testbed)
 
 
 def _all_logins(testbed) -> dict[str, int]:
-    return {host: _logins(testbed, host) for host in HOSTS}
-
-
-def _connected(host: str, **kwargs) -> paramiko.SSHClient:
-    """A paramiko client connected to ``host`` (through paraproxy); closed on failure."""
-    client = paramiko.SSHClient()
-    client.load_system_host_keys()
-    try:
-        client.connect(host, **kwargs)
-    except BaseException:
-        client.close()
-        raise
-    return client
+    return {host: logins(testbed, host) for host in HOSTS}
 
 
 def _gateways(conn: fabric.Connection) -> list[fabric.Connection]:
@@ -247,7 +205,7 @@ def test_scp_put_and_get_through_the_chain(home, tmp_path, route):
     local.write_bytes(payload)
     back = tmp_path / "down.bin"
     remote = f"/tmp/paraproxy-scp-{os.getpid()}-{os.urandom(4).hex()}.bin"
-    client = _connected("mayu.kamakura")
+    client = connected("mayu.kamakura")
     try:
         assert chain_of(client) is not None
         with scp.SCPClient(client.get_transport()) as transfer:
@@ -311,8 +269,8 @@ def test_sshtunnel_over_a_channel_from_a_paraproxy_client(home, testbed, route):
     home.write_config(IDENTITIES + route)
     mayu_key = paramiko.HostKeys(str(home.known_hosts_path)).lookup("mayu.kamakura")
     assert mayu_key is not None
-    before = _logins(testbed, "mayu")
-    hop = _connected("yuka")
+    before = logins(testbed, "mayu")
+    hop = connected("yuka")
     try:
         assert chain_of(hop) is not None
         channel = hop.get_transport().open_channel(
@@ -342,6 +300,6 @@ def test_sshtunnel_over_a_channel_from_a_paraproxy_client(home, testbed, route):
             tunnel.stop(force=True)
     finally:
         hop.close()
-    assert _logins(testbed, "mayu") == before + 1  # sshtunnel's own login on mayu
+    assert logins(testbed, "mayu") == before + 1  # sshtunnel's own login on mayu
     log = testbed.mayu.log_path.read_text()
     assert "Connection from 127.0.0.1" in log  # the forwarded connections, seen on mayu

@@ -27,6 +27,7 @@ from _faults import (
     run,
     timed,
 )
+from testbed.clients import client_home
 from testbed.leaks import child_processes, wait_until
 
 from paraproxy import proxycommand
@@ -41,9 +42,7 @@ TABLE = "ProxyCommand faults"
 @pytest.fixture
 def home(ssh_home, testbed):
     """HOME with id_ed25519 (authorized everywhere) and known_hosts for gatekeeper."""
-    ssh_home.copy_key(testbed.key("all"), "id_ed25519")
-    ssh_home.write_known_hosts([testbed.known_hosts_line("gatekeeper", GATEKEEPER)])
-    return ssh_home
+    return client_home(ssh_home, testbed, host_keys=False, id_all=True, known=("gatekeeper",))
 
 
 def _config(home, proxy: str, extra: str = "") -> None:

@@ -18,6 +18,16 @@ import threading
 
 import paramiko
 import pytest
+from testbed.clients import (
+    GATEKEEPER,
+    IDENTITIES,
+    ORIGINAL,
+    client_home,
+    connected,
+    known_hosts_lines,
+    logins,
+    run,
+)
 
 import paraproxy
 from paraproxy.errors import (
@@ -29,74 +39,18 @@ from paraproxy.errors import (
 )
 from paraproxy.hook import chain_of
 
-GATEKEEPER = "198.18.1.2"
-
-#: The original paraproxy README's config, verbatim, after a block saying how to reach
-#: gatekeeper from here and which key each host takes.
-ORIGINAL = """\
-Host yuka
-\tProxyCommand ssh -q -A -x gatekeeper 'nc -w1 %h 22'
-
-Host *.kamakura
-\tProxyCommand ssh -q -A -x yuka 'nc -w 1 %h 22'
-"""
-
-IDENTITIES = f"""\
-Host gatekeeper
-    HostName {GATEKEEPER}
-    IdentityFile ~/.ssh/id_gatekeeper
-Host yuka
-    IdentityFile ~/.ssh/id_yuka
-Host mayu.kamakura
-    IdentityFile ~/.ssh/id_mayu
-Host *
-    User root
-"""
-
 
 @pytest.fixture
 def home(ssh_home, testbed):
     """HOME with one key per host and known_hosts naming each host as OpenSSH would."""
-    for name in ("gatekeeper", "yuka", "mayu"):
-        ssh_home.copy_key(testbed.key(name), f"id_{name}")
-    ssh_home.write_known_hosts([
-        testbed.known_hosts_line("gatekeeper", GATEKEEPER),
-        testbed.known_hosts_line("yuka", "yuka"),
-        testbed.known_hosts_line("mayu", "mayu.kamakura"),
-    ])
-    return ssh_home
-
-
-def _connected(host: str, **kwargs) -> paramiko.SSHClient:
-    """load_system_host_keys(), connect(host); closed on failure."""
-    client = paramiko.SSHClient()
-    client.load_system_host_keys()
-    try:
-        client.connect(host, **kwargs)
-    except BaseException:
-        client.close()
-        raise
-    return client
-
-
-def _run(client: paramiko.SSHClient, command: str) -> str:
-    """stdout of ``command``."""
-    _, stdout, _ = client.exec_command(command)
-    return stdout.read().decode().strip()
+    return client_home(ssh_home, testbed)
 
 
 def _assert_on_mayu(client: paramiko.SSHClient) -> None:
     """The session really is on mayu.kamakura, entered from yuka."""
     # SSH_CONNECTION: client address as mayu sees it is yuka's 198.18.3.1.
-    conn = _run(client, "echo $SSH_CONNECTION").split()
+    conn = run(client, "echo $SSH_CONNECTION").split()
     assert conn[0] == "198.18.3.1" and conn[2] == "198.18.3.2", conn
-
-
-def _logins(testbed, host: str, key: str) -> int:
-    """How many times ``host``'s sshd accepted client key ``key``."""
-    fp = testbed.key_fingerprint(key)
-    text = testbed.host(host).log_path.read_text()
-    return sum(1 for line in text.splitlines() if "Accepted publickey" in line and fp in line)
 
 
 # -- the forms that must reach mayu.kamakura ------------------------------------------
@@ -116,9 +70,9 @@ def test_without_paraproxy_mayu_is_unreachable(home):
 
 def test_original_readme_config_verbatim(home, testbed):
     home.write_config(IDENTITIES + "\n" + ORIGINAL)
-    before = {h: _logins(testbed, h, h) for h in ("gatekeeper", "yuka", "mayu")}
+    before = {h: logins(testbed, h, h) for h in ("gatekeeper", "yuka", "mayu")}
     spawned = _ssh_processes()
-    client = _connected("mayu.kamakura")
+    client = connected("mayu.kamakura")
     try:
         _assert_on_mayu(client)
         assert _ssh_processes() == spawned  # no ssh was spawned: the chain is in-process
@@ -130,14 +84,14 @@ def test_original_readme_config_verbatim(home, testbed):
         client.close()
     # Each hop logged in once, with its own key.
     for host in ("gatekeeper", "yuka", "mayu"):
-        assert _logins(testbed, host, host) == before[host] + 1
+        assert logins(testbed, host, host) == before[host] + 1
 
 
 @pytest.mark.parametrize("jump", ["gatekeeper,yuka", "root@gatekeeper:22,yuka",
                                   "ssh://root@gatekeeper:22,yuka"])
 def test_proxyjump_forms(home, jump):
     home.write_config(f"Host mayu.kamakura\n    ProxyJump {jump}\n" + IDENTITIES)
-    client = _connected("mayu.kamakura")
+    client = connected("mayu.kamakura")
     try:
         _assert_on_mayu(client)
     finally:
@@ -151,7 +105,7 @@ def test_ssh_dash_w_proxycommands(home):
         Host mayu.kamakura
             ProxyCommand ssh -q -W %h:%p yuka
         """) + IDENTITIES)
-    client = _connected("mayu.kamakura")
+    client = connected("mayu.kamakura")
     try:
         _assert_on_mayu(client)
     finally:
@@ -161,7 +115,7 @@ def test_ssh_dash_w_proxycommands(home):
 @pytest.mark.parametrize("front", ["nc %h %p", "socat - TCP:%h:%p"])
 def test_non_ssh_proxycommand_in_front_of_the_first_hop(home, front):
     home.write_config(f"Host gatekeeper\n    ProxyCommand {front}\n" + IDENTITIES + ORIGINAL)
-    client = _connected("mayu.kamakura")
+    client = connected("mayu.kamakura")
     try:
         _assert_on_mayu(client)
         chain = chain_of(client)
@@ -175,7 +129,7 @@ def test_non_ssh_proxycommand_in_front_of_the_first_hop(home, front):
 def test_nested_proxyjump_of_a_jump_host_is_followed(home):
     home.write_config("Host yuka\n    ProxyJump gatekeeper\n"
                       "Host mayu.kamakura\n    ProxyJump yuka\n" + IDENTITIES)
-    client = _connected("mayu.kamakura")
+    client = connected("mayu.kamakura")
     try:
         _assert_on_mayu(client)
     finally:
@@ -185,7 +139,7 @@ def test_nested_proxyjump_of_a_jump_host_is_followed(home):
 def test_relay_as_forward_setting_uses_direct_tcpip(home, monkeypatch):
     monkeypatch.setenv("PARAPROXY_RELAY", "forward")
     home.write_config(IDENTITIES + ORIGINAL)
-    client = _connected("mayu.kamakura")
+    client = connected("mayu.kamakura")
     try:
         _assert_on_mayu(client)
     finally:
@@ -195,7 +149,7 @@ def test_relay_as_forward_setting_uses_direct_tcpip(home, monkeypatch):
 def test_password_is_for_the_target_only(home, testbed):
     # A wrong password for the target must not be tried on the hops; they use keys.
     home.write_config(IDENTITIES + ORIGINAL)
-    client = _connected("mayu.kamakura", password="wrong-for-everyone")
+    client = connected("mayu.kamakura", password="wrong-for-everyone")
     client.close()
     for host in ("gatekeeper", "yuka"):
         log = testbed.host(host).log_path.read_text()
@@ -208,7 +162,7 @@ def test_sftp_through_the_chain_keeps_files_intact(home, tmp_path):
     local = tmp_path / "up.bin"
     local.write_bytes(payload)
     back = tmp_path / "down.bin"
-    client = _connected("mayu.kamakura")
+    client = connected("mayu.kamakura")
     try:
         sftp = client.open_sftp()
         remote = f"/tmp/paraproxy-sftp-{os.getpid()}.bin"
@@ -235,7 +189,7 @@ def test_sixteen_concurrent_connections_through_the_chain(home, route):
 
     def worker() -> None:
         try:
-            client = _connected("mayu.kamakura")
+            client = connected("mayu.kamakura")
             try:
                 _, out, err = client.exec_command("echo $SSH_CONNECTION")
                 text = out.read().decode()
@@ -291,7 +245,7 @@ def test_unreachable_first_hop(home):
     home.write_config(IDENTITIES.replace(f"HostName {GATEKEEPER}", f"HostName {GATEKEEPER}\n"
                                          "    Port 2999") + ORIGINAL)
     with pytest.raises(HopConnectError) as info:
-        _connected("mayu.kamakura")
+        connected("mayu.kamakura")
     text = str(info.value)
     assert text.startswith(f"hop 1/3 gatekeeper (root@{GATEKEEPER}:2999)")
     assert "Connection refused" in text
@@ -300,7 +254,7 @@ def test_unreachable_first_hop(home):
 def test_unreachable_second_hop_names_the_hop_that_refused(home):
     home.write_config("Host mayu.kamakura\n    ProxyJump gatekeeper,yuka:2999\n" + IDENTITIES)
     with pytest.raises(HopChannelError) as info:
-        _connected("mayu.kamakura")
+        connected("mayu.kamakura")
     text = str(info.value)
     assert text.startswith(f"hop 1/3 gatekeeper (root@{GATEKEEPER}:22)")
     assert "yuka:2999" in text
@@ -309,7 +263,7 @@ def test_unreachable_second_hop_names_the_hop_that_refused(home):
 def test_relay_failing_on_the_hop_reports_its_status_and_stderr(home):
     home.write_config(IDENTITIES + "Host yuka\n    ProxyCommand ssh gatekeeper nc nosuchhost 22\n")
     with pytest.raises(HopConnectError) as info:
-        _connected("yuka")
+        connected("yuka")
     text = str(info.value)
     assert text.startswith("hop 2/2 yuka (root@yuka:22)")
     assert "nc nosuchhost 22" in text
@@ -317,20 +271,18 @@ def test_relay_failing_on_the_hop_reports_its_status_and_stderr(home):
 
 @pytest.mark.parametrize("where", ["first", "second"])
 def test_unknown_host_key(home, testbed, where):
-    lines = [testbed.known_hosts_line("gatekeeper", GATEKEEPER),
-             testbed.known_hosts_line("yuka", "yuka"),
-             testbed.known_hosts_line("mayu", "mayu.kamakura")]
+    lines = known_hosts_lines(testbed)
     del lines[0 if where == "first" else 1]
     home.write_known_hosts(lines)
     home.write_config(IDENTITIES + ORIGINAL)
-    before = _logins(testbed, "yuka", "yuka")
+    before = logins(testbed, "yuka", "yuka")
     with pytest.raises(HopHostKeyError) as info:
-        _connected("mayu.kamakura")
+        connected("mayu.kamakura")
     label = f"hop 1/3 gatekeeper (root@{GATEKEEPER}:22)" if where == "first" else \
         "hop 2/3 yuka (root@yuka:22)"
     assert str(info.value).startswith(label)
     assert "SHA256:" in str(info.value)
-    assert _logins(testbed, "yuka", "yuka") == before  # never authenticated to an unknown key
+    assert logins(testbed, "yuka", "yuka") == before  # never authenticated to an unknown key
 
 
 @pytest.mark.parametrize("where", ["first", "second"])
@@ -344,7 +296,7 @@ def test_changed_host_key(home, testbed, where):
     home.write_known_hosts(lines)
     home.write_config(IDENTITIES + ORIGINAL)
     with pytest.raises(HopHostKeyError) as info:
-        _connected("mayu.kamakura")
+        connected("mayu.kamakura")
     assert "HAS CHANGED" in str(info.value)
 
 
@@ -354,7 +306,7 @@ def test_authentication_failure(home, where):
     other = "yuka" if where == "first" else "mayu"
     home.write_config(IDENTITIES.replace(f"~/.ssh/id_{hop}", f"~/.ssh/id_{other}") + ORIGINAL)
     with pytest.raises(HopAuthenticationError) as info:
-        _connected("mayu.kamakura", look_for_keys=False, allow_agent=False)
+        connected("mayu.kamakura", look_for_keys=False, allow_agent=False)
     label = f"hop 1/3 gatekeeper (root@{GATEKEEPER}:22)" if where == "first" else \
         "hop 2/3 yuka (root@yuka:22)"
     assert str(info.value).startswith(f"{label}: authentication failed")
@@ -366,7 +318,7 @@ def test_hop_refusing_forwarding(home, testbed):
                             testbed.known_hosts_line("yuka", "yuka")])
     home.write_config("Host yuka\n    ProxyJump gatekeeper:2222\n" + IDENTITIES)
     with pytest.raises(HopChannelError) as info:
-        _connected("yuka")
+        connected("yuka")
     text = str(info.value)
     assert text.startswith(f"hop 1/2 gatekeeper (root@{GATEKEEPER}:2222)")
     assert "administratively prohibited" in text
@@ -377,7 +329,7 @@ def test_loop_is_refused_before_any_connection(home, testbed):
                       + IDENTITIES)
     before = testbed.gatekeeper.log_path.read_text().count("Connection from")
     with pytest.raises(ChainError, match="loop"):
-        _connected("yuka")
+        connected("yuka")
     assert testbed.gatekeeper.log_path.read_text().count("Connection from") == before
 
 
@@ -385,7 +337,7 @@ def test_chain_deeper_than_the_limit_is_refused(home):
     lines = [f"Host h{i}\n    ProxyJump h{i + 1}\n" for i in range(12)]
     home.write_config("".join(lines) + IDENTITIES)
     with pytest.raises(ChainError, match="longer than 10 hops"):
-        _connected("h0")
+        connected("h0")
 
 
 def _ssh_processes() -> set[int]:
@@ -403,7 +355,7 @@ def test_second_hop_refusing_forwarding(home, testbed):
                                 testbed.known_hosts_line("mayu", "mayu.kamakura")])
         home.write_config("Host mayu.kamakura\n    ProxyJump gatekeeper,yuka:2222\n" + IDENTITIES)
         with pytest.raises(HopChannelError) as info:
-            _connected("mayu.kamakura")
+            connected("mayu.kamakura")
         text = str(info.value)
         assert text.startswith("hop 2/3 yuka (root@yuka:2222)")
         assert "refused channel to mayu.kamakura:22: administratively prohibited" in text
@@ -415,7 +367,7 @@ def test_relay_failing_on_the_second_hop(home):
     home.write_config(IDENTITIES + "Host yuka\n    ProxyCommand ssh gatekeeper nc %h %p\n"
                       "Host mayu.kamakura\n    ProxyCommand ssh yuka nc nosuchhost 22\n")
     with pytest.raises(HopConnectError) as info:
-        _connected("mayu.kamakura")
+        connected("mayu.kamakura")
     text = str(info.value)
     assert text.startswith("hop 3/3 mayu.kamakura (root@mayu.kamakura:22)")
     assert "relay 'nc nosuchhost 22' exited with status 1" in text
@@ -444,7 +396,7 @@ def test_a_transfer_ending_during_a_rekey_does_not_stall(home, monkeypatch):
     monkeypatch.setattr(paramiko.packet.Packetizer, "REKEY_BYTES_OVERFLOW_MAX", 2**22)
     home.write_config("Host mayu.kamakura\n    ProxyJump gatekeeper,yuka\n" + IDENTITIES)
     for _ in range(3):
-        client = _connected("mayu.kamakura")
+        client = connected("mayu.kamakura")
         try:
             _, out, _ = client.exec_command("head -c 100000000 /dev/zero")
             out.channel.settimeout(20)

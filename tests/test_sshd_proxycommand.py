@@ -15,41 +15,19 @@ import time
 
 import paramiko
 import pytest
+from testbed.clients import GATEKEEPER, client_home, connected, run
 
 from paraproxy.errors import InvalidNameError, ProxyCommandError
 from paraproxy.hook import chain_of
 
-GATEKEEPER = "198.18.1.2"
 NC_CONFIG = f"Host gk\n    HostName {GATEKEEPER}\n    User root\n    ProxyCommand nc %h %p\n"
 
 
 @pytest.fixture
 def home(ssh_home, testbed):
     """HOME with id_ed25519 (authorized everywhere) and known_hosts for gatekeeper."""
-    ssh_home.copy_key(testbed.key("all"), "id_ed25519")
-    ssh_home.write_known_hosts([
-        testbed.known_hosts_line("gatekeeper", GATEKEEPER),
-        testbed.known_hosts_line("gatekeeper", "gatekeeper"),
-    ])
-    return ssh_home
-
-
-def _run(client: paramiko.SSHClient, command: str) -> str:
-    """Run ``command`` on the server, return stdout."""
-    _, stdout, _ = client.exec_command(command)
-    return stdout.read().decode().strip()
-
-
-def _connected(host: str, **kwargs) -> paramiko.SSHClient:
-    """The issue's program: load_system_host_keys(), then connect(host)."""
-    client = paramiko.SSHClient()
-    client.load_system_host_keys()
-    try:
-        client.connect(host, **kwargs)
-    except BaseException:
-        client.close()
-        raise
-    return client
+    return client_home(ssh_home, testbed, host_keys=False, id_all=True, known=("gatekeeper",),
+                      gatekeeper_as=(GATEKEEPER, "gatekeeper"))
 
 
 def test_issue_example_socat_proxycommand_reaches_real_sshd(home):
@@ -60,11 +38,11 @@ def test_issue_example_socat_proxycommand_reaches_real_sshd(home):
             IdentityFile ~/.ssh/id_ed25519
             ProxyCommand socat - TCP:%h:%p
         """))
-    client = _connected("gatekeeper")
+    client = connected("gatekeeper")
     try:
-        assert _run(client, "cat /etc/hostname 2>/dev/null; hostname") != ""
+        assert run(client, "cat /etc/hostname 2>/dev/null; hostname") != ""
         # The server saw the connection come from the proxy's own TCP connection.
-        assert _run(client, "echo $SSH_CONNECTION").split()[2] == GATEKEEPER
+        assert run(client, "echo $SSH_CONNECTION").split()[2] == GATEKEEPER
         chain = chain_of(client)
         assert chain is not None and chain.bridge is not None
         assert chain.bridge.exit_status is None  # socat still carrying the session
@@ -78,9 +56,9 @@ def test_common_proxycommands(home, proxy):
     home.write_config(
         f"Host gk\n    HostName {GATEKEEPER}\n    User root\n    ProxyCommand {proxy}\n"
     )
-    client = _connected("gk")
+    client = connected("gk")
     try:
-        assert _run(client, "whoami") == "root"
+        assert run(client, "whoami") == "root"
     finally:
         client.close()
 
@@ -93,10 +71,10 @@ def test_sshd_inetd_as_proxycommand_with_hostkeyalias(ssh_home, testbed):
         "Host somehost\n    HostKeyAlias localhost-with-alias\n    User root\n"
         f"    ProxyCommand {testbed.sshd_inetd_command()}\n"
     )
-    client = _connected("somehost")
+    client = connected("somehost")
     try:
         # Through sshd -i there is no TCP connection at all.
-        assert _run(client, "echo $SSH_CONNECTION").startswith("UNKNOWN 65535 ")
+        assert run(client, "echo $SSH_CONNECTION").startswith("UNKNOWN 65535 ")
     finally:
         client.close()
 
@@ -109,7 +87,7 @@ def test_tokens_are_expanded_once_with_effective_values(home, tmp_path):
             User root
             ProxyCommand sh -c 'echo "h=%h p=%p r=%r n=%n pct=%% home=$HOME" >{seen};exec nc %h %p'
         """))
-    client = _connected("t5")
+    client = connected("t5")
     client.close()
     # $HOME is left to the shell, as OpenSSH does; %% is a literal percent.
     assert seen.read_text().strip() == f"h={GATEKEEPER} p=22 r=root n=t5 pct=% home={home.path}"
@@ -124,7 +102,7 @@ def test_explicit_port_and_user_are_the_command_line(home, tmp_path, testbed):
             Port 2200
             ProxyCommand sh -c 'echo "%r %p" > {seen}; exec nc %h %p'
         """))
-    client = _connected("gk", username="root", port=22)
+    client = connected("gk", username="root", port=22)
     client.close()
     assert seen.read_text().split() == ["root", "22"]
 
@@ -134,7 +112,7 @@ def test_connecttimeout_bounds_a_proxy_that_never_answers(home):
         f"Host slow\n    HostName {GATEKEEPER}\n    ConnectTimeout 1\n    ProxyCommand sleep 60\n"
     )
     with pytest.raises(ProxyCommandError) as info:
-        _connected("slow", username="root")
+        connected("slow", username="root")
     error = info.value
     assert error.phase == "banner"
     assert "sleep 60" in error.command
@@ -144,7 +122,7 @@ def test_connecttimeout_bounds_a_proxy_that_never_answers(home):
 def test_proxy_that_cannot_be_found_says_so(home):
     home.write_config("Host gone\n    ProxyCommand no-such-proxy-xyz %h %p\n")
     with pytest.raises(ProxyCommandError) as info:
-        _connected("gone", username="root")
+        connected("gone", username="root")
     assert info.value.exit_status == 127
     assert "no-such-proxy-xyz" in info.value.stderr_tail
     assert "exited with status 127 before the SSH banner" in str(info.value)
@@ -157,16 +135,16 @@ def test_megabyte_of_proxy_stderr_does_not_block(home):
             User root
             ProxyCommand head -c 1000000 /dev/zero | tr '\\0' x >&2; exec nc %h %p
         """))
-    client = _connected("noisy")
+    client = connected("noisy")
     try:
-        assert _run(client, "echo fine") == "fine"
+        assert run(client, "echo fine") == "fine"
     finally:
         client.close()
 
 
 def test_proxy_dying_mid_session_is_noticed_and_reaped(home):
     home.write_config(NC_CONFIG)
-    client = _connected("gk")
+    client = connected("gk")
     try:
         chain = chain_of(client)
         assert chain is not None and chain.bridge is not None and chain.bridge.pid
@@ -190,9 +168,9 @@ def test_hostile_name_runs_nothing(home, tmp_path):
     marker = tmp_path / "pwned"
     home.write_config("Host *\n    ProxyCommand nc %h %p\n")
     with pytest.raises(InvalidNameError):
-        _connected(f"x`touch {marker}`", username="root")
+        connected(f"x`touch {marker}`", username="root")
     with pytest.raises(InvalidNameError):
-        _connected(f"$(touch {marker})", username="root")
+        connected(f"$(touch {marker})", username="root")
     assert not marker.exists()
 
 
@@ -200,7 +178,7 @@ def test_many_connect_close_cycles_leave_nothing(home):
     home.write_config(NC_CONFIG)
     fds = len(os.listdir("/proc/self/fd"))
     for _ in range(20):
-        client = _connected("gk")
+        client = connected("gk")
         client.close()
     # The autouse leak check asserts threads and children; fds must not grow per cycle.
     assert len(os.listdir("/proc/self/fd")) <= fds + 2
@@ -249,7 +227,7 @@ def test_trickling_proxy_is_cut_at_the_deadline(home, tmp_path):
     home.write_config(f"Host trickle\n    HostName {GATEKEEPER}\n    ConnectTimeout 2\n"
                       f"    ProxyCommand {trickle}\n")
     with pytest.raises(ProxyCommandError) as info:
-        _connected("trickle", username="root")
+        connected("trickle", username="root")
     assert "timed out after 2 s (ConnectTimeout) before the SSH banner" in str(info.value)
     assert info.value.exit_status is not None  # stopped and reaped
 
@@ -257,12 +235,12 @@ def test_trickling_proxy_is_cut_at_the_deadline(home, tmp_path):
 def test_proxyusefdpass_hands_over_the_socket_and_no_process_stays(home):
     home.write_config(f"Host gk\n    HostName {GATEKEEPER}\n    User root\n"
                       "    ProxyUseFdpass yes\n    ProxyCommand nc -F %h %p\n")
-    client = _connected("gk")
+    client = connected("gk")
     try:
         chain = chain_of(client)
         assert chain is not None and chain.bridge is not None
         assert chain.bridge.wait_exit(10) == 0  # nc -F passed the socket and left
-        assert _run(client, "echo $SSH_CONNECTION").split()[2] == GATEKEEPER
+        assert run(client, "echo $SSH_CONNECTION").split()[2] == GATEKEEPER
     finally:
         client.close()
 
@@ -271,7 +249,7 @@ def test_proxyusefdpass_with_a_command_that_passes_nothing(home):
     home.write_config(f"Host gk\n    HostName {GATEKEEPER}\n    User root\n"
                       "    ProxyUseFdpass yes\n    ProxyCommand echo nothing to pass >&2\n")
     with pytest.raises(ProxyCommandError) as info:
-        _connected("gk")
+        connected("gk")
     assert "without passing a socket (ProxyUseFdpass)" in str(info.value)
     assert "nothing to pass" in info.value.stderr_tail
 
@@ -279,6 +257,6 @@ def test_proxyusefdpass_with_a_command_that_passes_nothing(home):
 def test_proxycommand_dash_is_refused_clearly(home):
     path = home.write_config("Host gk\n    ProxyCommand -\n")
     with pytest.raises(paramiko.ConfigParseError) as info:
-        _connected("gk", username="root")
+        connected("gk", username="root")
     assert f"{path} line 2" in str(info.value)
     assert "ProxyCommand -" in str(info.value)

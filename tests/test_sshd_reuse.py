@@ -8,54 +8,21 @@ import re
 
 import paramiko
 import pytest
+from testbed.clients import GATEKEEPER, client_home, connected, identities, logins
 from testbed.leaks import wait_until
 
 from paraproxy._pool import POOL
 from paraproxy.errors import HopHostKeyError
 from paraproxy.hook import chain_of
 
-GATEKEEPER = "198.18.1.2"
-
-CONFIG = f"""\
-Host gatekeeper
-    HostName {GATEKEEPER}
-    IdentityFile ~/.ssh/id_gatekeeper
-Host yuka
-    IdentityFile ~/.ssh/id_yuka
-    ProxyJump gatekeeper
-Host mayu.kamakura
-    IdentityFile ~/.ssh/id_mayu
-    ProxyJump gatekeeper,yuka
-Host *
-    User root
-"""
+CONFIG = identities(yuka="ProxyJump gatekeeper", mayu="ProxyJump gatekeeper,yuka")
 
 
 @pytest.fixture
 def home(ssh_home, testbed):
     """HOME with one key per host and every host key known."""
-    for name in ("gatekeeper", "yuka", "mayu"):
-        ssh_home.copy_key(testbed.key(name), f"id_{name}")
-    ssh_home.write_known_hosts([
-        testbed.known_hosts_line("gatekeeper", GATEKEEPER),
-        testbed.known_hosts_line("gatekeeper", f"[{GATEKEEPER}]:2223"),
-        testbed.known_hosts_line("yuka", "yuka"),
-        testbed.known_hosts_line("mayu", "mayu.kamakura"),
-    ])
-    ssh_home.write_config(CONFIG)
-    return ssh_home
-
-
-def _client(host: str) -> paramiko.SSHClient:
-    """A connected client; closed on failure."""
-    client = paramiko.SSHClient()
-    client.load_system_host_keys()
-    try:
-        client.connect(host)
-    except BaseException:
-        client.close()
-        raise
-    return client
+    return client_home(ssh_home, testbed, gatekeeper_as=(GATEKEEPER, f"[{GATEKEEPER}]:2223"),
+                      config=CONFIG)
 
 
 def _echo(client: paramiko.SSHClient) -> str:
@@ -64,31 +31,24 @@ def _echo(client: paramiko.SSHClient) -> str:
     return out.read().decode().split()[2]
 
 
-def _logins(testbed, host: str, key: str, mark: int = 0) -> int:
-    """Logins of client key ``key`` on ``host``'s port-22 sshd since ``mark``."""
-    fp = re.escape(testbed.key_fingerprint(key))
-    text = testbed.host(host).sshd.log_text(since=mark)
-    return len(re.findall(rf"Accepted publickey for root .*{fp}", text))
-
-
 def test_connections_through_one_bastion_log_into_it_once(home, testbed):
     marks = {h: testbed.host(h).sshd.log_mark() for h in ("gatekeeper", "yuka", "mayu")}
     with contextlib.ExitStack() as stack:
-        clients = [stack.enter_context(_client("mayu.kamakura")) for _ in range(6)]
+        clients = [stack.enter_context(connected("mayu.kamakura")) for _ in range(6)]
         assert [_echo(c) for c in clients] == ["198.18.3.2"] * 6
         segment = chain_of(clients[0]).segment
         assert segment is not None and segment.users == 6
         assert all(chain_of(c).segment is segment for c in clients)
         assert len(POOL) == 2  # gatekeeper and yuka, each open once
-    assert _logins(testbed, "gatekeeper", "gatekeeper", marks["gatekeeper"]) == 1
-    assert _logins(testbed, "yuka", "yuka", marks["yuka"]) == 1
-    assert _logins(testbed, "mayu", "mayu", marks["mayu"]) == 6
+    assert logins(testbed, "gatekeeper", "gatekeeper", marks["gatekeeper"], user="root") == 1
+    assert logins(testbed, "yuka", "yuka", marks["yuka"], user="root") == 1
+    assert logins(testbed, "mayu", "mayu", marks["mayu"], user="root") == 6
     assert len(POOL) == 0  # the last close closed the shared hops
 
 
 def test_the_hop_stays_open_until_its_last_user_closes(home):
-    first = _client("mayu.kamakura")
-    second = _client("mayu.kamakura")
+    first = connected("mayu.kamakura")
+    second = connected("mayu.kamakura")
     try:
         hop = chain_of(first).segment
         hop_transport = hop.client.get_transport()
@@ -103,23 +63,23 @@ def test_the_hop_stays_open_until_its_last_user_closes(home):
 
 def test_different_hosts_behind_one_bastion_share_it(home, testbed):
     mark = testbed.gatekeeper.sshd.log_mark()
-    yuka = _client("yuka")
-    mayu = _client("mayu.kamakura")
+    yuka = connected("yuka")
+    mayu = connected("mayu.kamakura")
     try:
         assert _echo(yuka) == "198.18.2.2"
         assert _echo(mayu) == "198.18.3.2"
     finally:
         mayu.close()
         yuka.close()
-    assert _logins(testbed, "gatekeeper", "gatekeeper", mark) == 1
+    assert logins(testbed, "gatekeeper", "gatekeeper", mark, user="root") == 1
 
 
 def test_reuse_can_be_turned_off(home, testbed, monkeypatch):
     monkeypatch.setenv("PARAPROXY_REUSE", "0")
     mark = testbed.gatekeeper.sshd.log_mark()
-    with _client("yuka") as one, _client("yuka") as two:
+    with connected("yuka") as one, connected("yuka") as two:
         assert chain_of(one).segment is not chain_of(two).segment
-    assert _logins(testbed, "gatekeeper", "gatekeeper", mark) == 2
+    assert logins(testbed, "gatekeeper", "gatekeeper", mark, user="root") == 2
     assert len(POOL) == 0
 
 
@@ -131,7 +91,7 @@ def test_refused_channel_on_a_shared_hop_falls_back_to_a_new_connection(home, te
                           "    IdentityFile ~/.ssh/id_gatekeeper\n"
                           "Host yuka\n    ProxyCommand ssh gk1 nc %h %p\n" + CONFIG)
         mark = sshd.log_mark()
-        with _client("yuka") as one, _client("yuka") as two:
+        with connected("yuka") as one, connected("yuka") as two:
             assert _echo(one) == _echo(two) == "198.18.2.2"
             assert chain_of(one).segment is not chain_of(two).segment
         fp = re.escape(testbed.key_fingerprint("gatekeeper"))
@@ -141,14 +101,14 @@ def test_refused_channel_on_a_shared_hop_falls_back_to_a_new_connection(home, te
 
 
 def test_a_dead_hop_fails_its_users_and_is_replaced(home, testbed):
-    one = _client("mayu.kamakura")
-    two = _client("mayu.kamakura")
+    one = connected("mayu.kamakura")
+    two = connected("mayu.kamakura")
     try:
         testbed.gatekeeper.sshd.kill_sessions()
         # Both users notice: their transports run over the dead hop and close.
         assert wait_until(lambda: not any(c.get_transport().is_active() for c in (one, two)),
                           10)
-        three = _client("mayu.kamakura")  # a new gatekeeper connection, not the dead one
+        three = connected("mayu.kamakura")  # a new gatekeeper connection, not the dead one
         try:
             assert _echo(three) == "198.18.3.2"
             assert chain_of(three).segment is not chain_of(one).segment
@@ -161,7 +121,7 @@ def test_a_dead_hop_fails_its_users_and_is_replaced(home, testbed):
 
 
 def test_a_reused_hop_is_checked_against_the_new_callers_known_hosts(home, testbed):
-    trusting = _client("yuka")
+    trusting = connected("yuka")
     try:
         stranger = paramiko.SSHClient()  # knows no host key at all: RejectPolicy
         with pytest.raises(HopHostKeyError) as info:
@@ -175,7 +135,7 @@ def test_a_reused_hop_is_checked_against_the_new_callers_known_hosts(home, testb
 
 def test_verbose_log_says_when_a_hop_is_reused(home, caplog):
     caplog.set_level(logging.INFO, logger="paraproxy")
-    with _client("yuka"), _client("yuka"):
+    with connected("yuka"), connected("yuka"):
         pass
     assert re.search(r"hop 1/2 gatekeeper .*: reusing the open connection \(2 users\)",
                      caplog.text)
@@ -188,7 +148,7 @@ def test_data_racing_a_channel_close_never_reaches_the_shared_hop(home, testbed)
     # Replay that interleaving on the hop: a channel's data message built while it was
     # open, sent after its close handshake.
     mark = testbed.gatekeeper.sshd.log_mark()
-    with _client("yuka") as user:
+    with connected("yuka") as user:
         hop = chain_of(user).segment.client.get_transport()
         channel = hop.open_channel("direct-tcpip", ("yuka", 22), ("", 0))
         assert channel.recv(64).startswith(b"SSH-2.0-")
