@@ -92,6 +92,9 @@ class _Connect:
                 raise
             raise error from exc
         deadline.cancel()
+        transport = self.client.get_transport()
+        if isinstance(transport, HopTransport):
+            transport.settle()  # the caller's first exec_command costs no 40 ms stall
         logger.info("%s: connected: %s", route.target.label,
                     session_summary(self.client, kwargs["hostname"], kwargs["port"]),
                     extra=hop_event(route.target.label, "connected"))

@@ -328,11 +328,8 @@ class Chain:
         except BaseException as exc:
             raise self._hop_failure(hop, exc, client) from exc
         transport = client.get_transport()
-        if transport is not None:
-            # sshd's first reply after auth waits for our ACK (Nagle), and our
-            # kernel delays that ACK by 40 ms unless we send something: an
-            # SSH_MSG_IGNORE, as OpenSSH itself sends, carries it at once.
-            transport.send_ignore()
+        if isinstance(transport, HopTransport):
+            transport.settle()  # the next channel open costs no 40 ms stall
         logger.info("%s: %s", hop.label, session_summary(client, name, port),
                     extra=hop_event(hop.label, "connected"))
         return client

@@ -9,6 +9,7 @@ credentials.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import subprocess
@@ -258,6 +259,7 @@ def test_unreachable_second_hop_names_the_hop_that_refused(home):
     text = str(info.value)
     assert text.startswith(f"hop 1/3 gatekeeper (root@{GATEKEEPER}:22)")
     assert "yuka:2999" in text
+    assert "Connection refused" in text  # sshd's own words, not only paramiko's code
 
 
 def test_relay_failing_on_the_hop_reports_its_status_and_stderr(home):
@@ -410,3 +412,17 @@ def test_a_transfer_ending_during_a_rekey_does_not_stall(home, monkeypatch):
             assert out.channel.recv_exit_status() == 0
         finally:
             client.close()
+
+
+def test_a_hop_is_entered_only_once_sshd_has_opened_the_session(home, caplog):
+    # sshd follows a login with a global request (hostkeys-00@openssh.com). A channel
+    # opened before it arrives has its confirmation held by Nagle behind it until a
+    # delayed ACK, 40 ms per hop; opened after, the channel open carries that ACK.
+    caplog.set_level(logging.INFO, logger="paraproxy")
+    caplog.set_level(logging.DEBUG, logger="paramiko.transport")  # last: handler at DEBUG
+    home.write_config("Host mayu.kamakura\n    ProxyJump gatekeeper,yuka\n" + IDENTITIES)
+    with connected("mayu.kamakura") as client:
+        assert run(client, "echo ok") == "ok"
+    events = [r.getMessage() for r in caplog.records
+              if "Received global request" in r.getMessage() or "--> JUMP" in r.getMessage()]
+    assert [("JUMP" in e) for e in events][:4] == [False, True, False, True], events
