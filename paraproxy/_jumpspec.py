@@ -21,6 +21,7 @@ literally and a port must be numeric, so ``%r@%h:%p`` is rejected.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 __all__ = ["JumpHost", "parse_jump_element", "parse_proxy_jump"]
@@ -56,7 +57,21 @@ class JumpHost:
         if ":" in host or "/" in host or host.startswith("["):
             host = f"[{host}]"
         text = host if self.user is None else f"{self.user}@{host}"
+        if text.startswith(_URI_PREFIX) and _uri_host(self.host):
+            # A user that reads as the URI scheme ("ssh://" itself) goes in a URI,
+            # where it is percent-encoded (and decoded back, as OpenSSH does). With a
+            # host a URI can not carry either, no spelling parses back: keep the plain.
+            text = f"{_URI_PREFIX}{urllib.parse.quote(self.user or '', safe='')}@{host}"
         return text if self.port is None else f"{text}:{self.port}"
+
+
+def _uri_host(host: str) -> bool:
+    """Whether ``host`` survives a trip through the URI form unchanged."""
+    return (
+        _URI_HOST_RE.fullmatch(host) is not None
+        and ".." not in host
+        and not host.endswith(".")
+    )
 
 
 def _has_control(text: str) -> bool:

@@ -12,7 +12,9 @@ Fixtures
 ``no_leaks`` (function, autouse)
     Fails a test that leaves file descriptors, threads, child processes (zombies included) or
     files in its private TMPDIR behind, after waiting a few seconds for them to go.
-Every test also runs with a guard that refuses access to the real ``~/.ssh``.
+Every test also runs with a guard that refuses access to the real ``~/.ssh``. Property-based
+(hypothesis) tests draw the same examples every run unless ``PARAPROXY_HYPOTHESIS=explore``;
+a run stops with a failure past ``PARAPROXY_SUITE_BUDGET`` minutes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:  # `import testbed` whatever pytest's import mode
@@ -51,6 +54,14 @@ LEAK_GRACE = float(os.environ.get("PARAPROXY_LEAK_GRACE", "5"))
 #: the whole suite takes about 5 on 2 cores, and CI allows 90 for everything: a machine
 #: where something stalls gets a failed, named test instead of a cancelled CI job.
 SUITE_BUDGET = float(os.environ.get("PARAPROXY_SUITE_BUDGET", "30"))
+
+# Property-based tests draw the same examples on every run (CI must not pass or fail by
+# luck); PARAPROXY_HYPOTHESIS=explore draws new ones each run, to hunt for more.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(
+    "explore" if os.environ.get("PARAPROXY_HYPOTHESIS") == "explore" else "repeatable"
+)
 
 _start_key = pytest.StashKey[float]()
 _lock_key = pytest.StashKey[AddressLock]()

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from paraproxy._jumpspec import JumpHost, parse_jump_element, parse_proxy_jump
@@ -420,6 +420,7 @@ def test_fuzz_text(value: str) -> None:
 
 @settings(max_examples=1000, deadline=None)
 @given(st.lists(_ALPHABET, max_size=12).map("".join))
+@example("ssh://ssh://@a")  # a user that is the URI scheme itself
 def test_fuzz_grammar(value: str) -> None:
     try:
         result = parse_proxy_jump(value)
@@ -431,4 +432,9 @@ def test_fuzz_grammar(value: str) -> None:
         assert hop.port is None or 0 < hop.port < 65536
         assert hop.user is None or hop.user
         if hop.user is None or not any(c in hop.user for c in ", \t#"):
-            assert parse_jump_element(str(hop)) == hop
+            written = str(hop)
+            # A user spelled like the URI scheme can only be written as a URI (the user
+            # percent-encoded), whose host names are narrower: other such hops have no
+            # spelling that parses back.
+            if not (hop.user or "").startswith("ssh://") or written.startswith("ssh://ssh%3A"):
+                assert parse_jump_element(written) == hop
