@@ -36,8 +36,11 @@ listens, so no DNS query leaves the machine. The client gets no hosts entry: con
 ``HostName 198.18.1.2``.
 
 Every sshd is ``sshd -D -e -f <cfg>`` with its own ed25519 host key, ``UsePAM no``,
-``PermitRootLogin prohibit-password``, public keys only, ``LogLevel VERBOSE`` into
-``<workdir>/sshd_<label>.log``. Client keys: ``id_gatekeeper``, ``id_yuka``, ``id_mayu`` (each
+``PermitRootLogin prohibit-password``, public keys only, ``SetEnv SHLVL=1`` (so that bash
+never runs root's real ``~/.bashrc`` for a session), ``LogLevel VERBOSE`` into
+``<workdir>/sshd_<label>.log``. Building the test bed ends with one ``ssh gatekeeper 'echo
+ready'``: a machine where a session is slow fails there, with the reason, not test by test.
+Client keys: ``id_gatekeeper``, ``id_yuka``, ``id_mayu`` (each
 authorized on its own host only) and ``id_all`` (authorized on all three), no passphrase.
 ``SshTestbed.sshd_inetd_command()`` gives a ProxyCommand running a throwaway ``sshd -i`` over
 stdio in the root namespace (OpenSSH regress's trick for one-hop tests without a port).
